@@ -1,0 +1,129 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadContractExample(t *testing.T) {
+	f, err := Load("testdata/edge.example.yaml")
+	if err != nil {
+		t.Fatalf("the contract's example must load: %v", err)
+	}
+	if got, want := f.Admin, "127.0.0.1:9901"; got != want {
+		t.Errorf("admin = %q, want %q", got, want)
+	}
+	if got, want := len(f.Listeners), 3; got != want {
+		t.Fatalf("listeners = %d, want %d", got, want)
+	}
+	if got := f.Listeners[0].TLS.Certificates[0].Cert; !filepath.IsAbs(got) || !strings.HasSuffix(got, "certs/example.com.crt") {
+		t.Errorf("cert path = %q, want absolute path ending certs/example.com.crt", got)
+	}
+	if got, want := f.Pools["app"].ResponseTimeout.D(), 15*time.Second; got != want {
+		t.Errorf("pools.app.response_timeout = %v, want %v", got, want)
+	}
+	if got, want := f.JWT["users"].Audience, (StringOrList{"example.com"}); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("jwt.users.audience = %q, want %q", got, want)
+	}
+	if got, want := f.Routes[1].RequestHeaders.Add["X-Edge"], "1"; got != want {
+		t.Errorf("routes[1].request_headers.add.X-Edge = %q, want %q", got, want)
+	}
+	if got, want := f.Routes[1].RateLimit, (StringOrList{"per_user"}); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("routes[1].rate_limit = %q, want %q", got, want)
+	}
+	if got, want := f.Routes[1].Pos.At("pool"), 74; got != want {
+		t.Errorf("line of routes[1].pool = %d, want %d", got, want)
+	}
+}
+
+func TestLoadReportsEveryProblemWithItsLine(t *testing.T) {
+	const src = `admin: 127.0.0.1
+trusted_proxies: [10.0.0.0/33]
+tuning:
+  idle_timout: 5s
+  read_timeout: forever
+  max_conns: -1
+listeners:
+  - {name: web, address: "127.0.0.1:8080"}
+  - {name: web, address: "127.0.0.1:8080"}
+pools:
+  app:
+    endpoints: [127.0.0.1:9000, 127.0.0.1:9000]
+    health_check: {path: healthz}
+jwt:
+  users:
+    keys:
+      - {pem_file: a.pem}
+rate_limits:
+  per_ip: {key: client_ip, rate: 0, burst: 1, store: redis}
+routes:
+  - {prefix: /app/, pool: ap}
+  - {prefix: /app/, pool: app, jwt: user, rate_limit: per_ipp}
+  - {prefix: nope, pool: app, methods: [get], scopes: [x], listeners: [other]}
+`
+	_, err := Parse("edge.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("Parse accepted a broken file")
+	}
+	want := []string{
+		`edge.yaml:1: admin: "127.0.0.1" is not host:port`,
+		`edge.yaml:2: trusted_proxies[0]: not a CIDR: "10.0.0.0/33"`,
+		`edge.yaml:4: tuning: unknown key "idle_timout" (did you mean "idle_timeout"?)`,
+		`edge.yaml:5: tuning.read_timeout: want a duration such as 250ms or 2s, got "forever"`,
+		`edge.yaml:6: tuning.max_conns: must not be negative, got -1`,
+		`edge.yaml:9: listeners[1]: duplicate listener name "web"`,
+		`edge.yaml:9: listeners[1].address: "127.0.0.1:8080" is already used by listener "web"`,
+		`edge.yaml:12: pools.app.endpoints[1]: duplicate endpoint "127.0.0.1:9000"`,
+		`edge.yaml:13: pools.app.health_check.path: must start with /, got "healthz"`,
+		`edge.yaml:17: jwt.users.keys[0]: alg is required for pem_file and hmac_secret_file (a key is bound to one algorithm)`,
+		`edge.yaml:19: rate_limits.per_ip.store: redis needs redis.address`,
+		`edge.yaml:19: rate_limits.per_ip.rate: must be positive`,
+		`edge.yaml:21: routes[0].pool: unknown pool "ap" (defined: app)`,
+		`edge.yaml:22: routes[1]: duplicate of routes[0] (host "", prefix "/app/")`,
+		`edge.yaml:22: routes[1].jwt: unknown jwt policy "user" (defined: users)`,
+		`edge.yaml:22: routes[1].rate_limit: unknown rate limit "per_ipp" (defined: per_ip)`,
+		`edge.yaml:23: routes[2].prefix: must start with /, got "nope"`,
+		`edge.yaml:23: routes[2].scopes: needs a jwt policy on the route`,
+		`edge.yaml:23: routes[2].methods: "get" is not an HTTP method (uppercase token)`,
+		`edge.yaml:23: routes[2].listeners: unknown listener "other"`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	for _, g := range got {
+		delete(missing, g)
+	}
+	for w := range missing {
+		t.Errorf("missing problem %s", w)
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%s", len(got), len(want), err)
+	}
+}
+
+func TestParseSyntaxAndShapeErrors(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"yaml syntax", "routes:\n  - {prefix: /a\n", "edge.yaml:"},
+		{"empty", "", "edge.yaml: file is empty"},
+		{"wrong kind", "routes: {prefix: /}\n", "edge.yaml:1: routes: want a list, got a mapping"},
+		{"duplicate key", "admin: 127.0.0.1:1\nadmin: 127.0.0.1:2\n", "edge.yaml:2: admin: duplicate key"},
+		{"bad int", "tuning: {max_conns: lots}\n", `edge.yaml:1: tuning.max_conns: want an integer, got "lots"`},
+		{"unknown top-level", "pool: {}\n", `edge.yaml:1: unknown key "pool" (did you mean "pools"?)`},
+		{"null pool", "pools:\n  app:\n", "edge.yaml:2: pools.app.endpoints: at least one endpoint is required"},
+		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "too many YAML aliases"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("edge.yaml", []byte(tt.src))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
