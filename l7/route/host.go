@@ -56,10 +56,7 @@ func specHost(host string) (key, reason string) {
 	if host == "" || host == "*" {
 		return "*", ""
 	}
-	h := lowerASCII(host)
-	if strings.HasSuffix(h, ".") {
-		h = h[:len(h)-1]
-	}
+	h := strings.TrimSuffix(lowerASCII(host), ".")
 	switch {
 	case len(h) > maxHostLen:
 		return "", fmt.Sprintf("%q is longer than %d bytes (RFC 1035 §2.3.4)", host, maxHostLen)
