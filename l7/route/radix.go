@@ -132,10 +132,27 @@ func (t *tree) match(root int32, path []byte) int32 {
 		if len(path) == 0 || n.nchild == 0 {
 			return best
 		}
-		j := bytes.IndexByte(t.first[n.child:n.child+n.nchild], path[0])
-		if j < 0 {
-			return best
+		i = t.child(n, path[0])
+		if i == 0 {
+			return best // index 0 is a root, never a child
 		}
-		i = n.child + uint32(j)
 	}
+}
+
+// child returns the index of n's child whose label starts with c, or 0 when there is none.
+func (t *tree) child(n *node, c byte) uint32 {
+	kids := t.first[n.child : n.child+n.nchild]
+	if len(kids) <= 8 {
+		// Most nodes fan out to a few children; a plain loop beats IndexByte's call set-up.
+		for j, k := range kids {
+			if k == c {
+				return n.child + uint32(j)
+			}
+		}
+		return 0
+	}
+	if j := bytes.IndexByte(kids, c); j >= 0 {
+		return n.child + uint32(j)
+	}
+	return 0
 }

@@ -3,6 +3,8 @@ package route
 import (
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -347,4 +349,48 @@ func TestTableShape(t *testing.T) {
 	if got, want := strings.Join(labels, "|"), "|/a|pp/|uth/"; got != want {
 		t.Errorf("node labels = %q; want %q", got, want)
 	}
+}
+
+// TestConcurrentSwap runs Lookups while tables are swapped through an atomic.Pointer, the way the
+// proxy reloads; under -race it shows a built table is safe to share without locks.
+func TestConcurrentSwap(t *testing.T) {
+	old, err := New([]Spec{{Host: "example.com", Prefix: "/app/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := New([]Spec{{Prefix: "/"}, {Host: "example.com", Prefix: "/app/", Methods: []string{"POST"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur atomic.Pointer[Table]
+	cur.Store(old)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 2000 {
+				tab := cur.Load()
+				idx, st := tab.Lookup([]byte("example.com"), []byte("/app/x"), []byte("GET"))
+				switch tab {
+				case old:
+					if idx != 0 || st != Matched {
+						t.Errorf("old table: Lookup = %d, %v; want 0, Matched", idx, st)
+						return
+					}
+				case next:
+					if idx != 1 || st != MethodNotAllowed {
+						t.Errorf("new table: Lookup = %d, %v; want 1, MethodNotAllowed", idx, st)
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		if i%2 == 0 {
+			cur.Store(next)
+		} else {
+			cur.Store(old)
+		}
+	}
+	wg.Wait()
 }
