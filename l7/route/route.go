@@ -123,15 +123,16 @@ func (e *SpecError) Error() string {
 // Unwrap returns the sentinel, so errors.Is(err, ErrDuplicate) works through errors.Join.
 func (e *SpecError) Unwrap() error { return e.Kind }
 
-// Table is an immutable routing table. It is safe for concurrent use by any number of goroutines.
-// A nil *Table is an empty table: every Lookup answers NotFound.
+// Table is an immutable routing table built by New. It is safe for concurrent use by any number of
+// goroutines. The zero Table and a nil *Table have no routes: every Lookup answers NotFound.
 type Table struct {
 	// exact maps a normalized host to the root of its prefix tree; wild maps a wildcard's
 	// suffix including its leading dot (".example.com") to its root; any is the root of the
-	// any-host tree or -1.
-	exact map[string]int32
-	wild  map[string]int32
-	any   int32
+	// any-host tree when hasAny.
+	exact  map[string]int32
+	wild   map[string]int32
+	any    int32
+	hasAny bool
 
 	// maxWild is the length of the longest key in wild: shorter hosts skip the wildcard scan
 	// of all suffixes longer than it.
@@ -152,7 +153,6 @@ func New(specs []Spec) (*Table, error) {
 	t := &Table{
 		exact:   make(map[string]int32),
 		wild:    make(map[string]int32),
-		any:     -1,
 		methods: make([][]string, len(specs)),
 		allow:   make([][]byte, len(specs)),
 	}
@@ -202,7 +202,7 @@ func New(specs []Spec) (*Table, error) {
 		root := t.tree.add(builders[hk])
 		switch {
 		case hk == "*":
-			t.any = root
+			t.any, t.hasAny = root, true
 		case hk[0] == '.':
 			t.wild[hk] = root
 			t.maxWild = max(t.maxWild, len(hk))
@@ -251,7 +251,7 @@ func (t *Table) Lookup(host, path, method []byte) (idx int, st Status) {
 			}
 		}
 	}
-	if r < 0 && t.any >= 0 {
+	if r < 0 && t.hasAny {
 		r = t.tree.match(t.any, path)
 	}
 	if r < 0 {

@@ -105,6 +105,10 @@ func TestLookupNotFound(t *testing.T) {
 		}
 	}
 
+	var zero Table
+	if idx, st := zero.Lookup([]byte("example.com"), []byte("/"), []byte("GET")); idx != -1 || st != NotFound {
+		t.Errorf("zero table Lookup = %d, %v; want -1, NotFound", idx, st)
+	}
 	var nilTab *Table
 	if idx, st := nilTab.Lookup([]byte("example.com"), []byte("/"), []byte("GET")); idx != -1 || st != NotFound {
 		t.Errorf("nil table Lookup = %d, %v; want -1, NotFound", idx, st)
