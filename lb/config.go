@@ -193,16 +193,15 @@ func (c Config) withDefaults() Config {
 		eps[i] = ec
 	}
 	c.Endpoints = eps
-	if hc := &c.HealthCheck; hc.Enabled() {
-		if hc.Timeout == 0 {
-			hc.Timeout = min(hc.Interval, time.Second)
-		}
-		if hc.Fall == 0 {
-			hc.Fall = 3
-		}
-		if hc.Rise == 0 {
-			hc.Rise = 2
-		}
+	hc := &c.HealthCheck
+	if hc.Timeout == 0 && hc.Enabled() {
+		hc.Timeout = min(hc.Interval, time.Second)
+	}
+	if hc.Fall == 0 {
+		hc.Fall = 3
+	}
+	if hc.Rise == 0 {
+		hc.Rise = 2
 	}
 	od := &c.Outlier
 	if od.ConsecutiveConnectFailures == 0 {

@@ -72,9 +72,9 @@ func checkAddr(addr string) error {
 	if host == "" {
 		return errors.New("missing host")
 	}
-	if strings.IndexByte(host, ':') >= 0 {
-		// SplitHostPort only lets a colon through inside brackets: it must be an IPv6 address.
-		if _, err := netip.ParseAddr(host); err != nil {
+	if addr[0] == '[' {
+		// Brackets are for IPv6 literals only (RFC 3986 section 3.2.2).
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
 			return fmt.Errorf("host %q is not an IPv6 address", host)
 		}
 		return nil
@@ -158,11 +158,18 @@ const (
 // state is the mutable part of an endpoint. NewPool hands it on to the endpoint of the next
 // pool generation with the same Name and Addr, so health, ejection backoff and in-flight
 // counts survive a reload.
+//
+// Every Pick reads flags and writes inFlight, so the two live on separate cache lines (and
+// away from neighbouring allocations): a core bumping one endpoint's count does not evict
+// the line other cores read the health flags from.
 type state struct {
+	_         [64]byte
 	flags     atomic.Uint32 // flagUnhealthy | flagEjected; 0 means in rotation
+	connFails atomic.Int32  // consecutive ConnectFailure outcomes
+	failures  atomic.Int32  // consecutive outcomes of any failing kind
+	_         [52]byte
 	inFlight  atomic.Int64
-	connFails atomic.Int32 // consecutive ConnectFailure outcomes
-	failures  atomic.Int32 // consecutive outcomes of any failing kind
+	_         [56]byte
 
 	mu           sync.Mutex // guards the fields below; taken after Pool.mu
 	checked      bool       // an active check result has been recorded
