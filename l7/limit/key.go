@@ -42,6 +42,7 @@ var ErrBadKey = errors.New("limit: bad key")
 // RFC 9110 section 5.1 field-name token) or "claim:NAME" (any non-empty name of
 // printable ASCII without spaces). The result's String returns s unchanged.
 func ParseKey(s string) (KeySpec, error) {
+	var k KeySpec
 	switch s {
 	case "client_ip":
 		return KeySpec{Kind: KeyClientIP}, nil
@@ -49,22 +50,20 @@ func ParseKey(s string) (KeySpec, error) {
 		return KeySpec{Kind: KeyRoute}, nil
 	}
 	kind, name, ok := strings.Cut(s, ":")
-	if !ok {
+	switch {
+	case !ok:
 		return KeySpec{}, fmt.Errorf("%w %q: want client_ip, route, header:NAME or claim:NAME", ErrBadKey, s)
+	case kind == "header":
+		k = KeySpec{Kind: KeyHeader, Name: name}
+	case kind == "claim":
+		k = KeySpec{Kind: KeyClaim, Name: name}
+	default:
+		return KeySpec{}, fmt.Errorf("%w %q: unknown kind %q", ErrBadKey, s, kind)
 	}
-	switch kind {
-	case "header":
-		if !isToken(name) {
-			return KeySpec{}, fmt.Errorf("%w %q: header name must be an RFC 9110 token", ErrBadKey, s)
-		}
-		return KeySpec{Kind: KeyHeader, Name: name}, nil
-	case "claim":
-		if !isClaimName(name) {
-			return KeySpec{}, fmt.Errorf("%w %q: claim name must be non-empty printable ASCII without spaces", ErrBadKey, s)
-		}
-		return KeySpec{Kind: KeyClaim, Name: name}, nil
+	if p := k.problem(); p != "" {
+		return KeySpec{}, fmt.Errorf("%w %q: %s", ErrBadKey, s, p)
 	}
-	return KeySpec{}, fmt.Errorf("%w %q: unknown kind %q", ErrBadKey, s, kind)
+	return k, nil
 }
 
 // String returns the spec in ParseKey's syntax.
@@ -82,24 +81,25 @@ func (k KeySpec) String() string {
 	return fmt.Sprintf("KeyKind(%d)", k.Kind)
 }
 
-func (k KeySpec) validate() error {
+// problem says what is wrong with k, or "".
+func (k KeySpec) problem() string {
 	switch k.Kind {
 	case KeyClientIP, KeyRoute:
 		if k.Name != "" {
-			return fmt.Errorf("%w %q: %s takes no name", ErrBadKey, k.Name, k.String())
+			return "takes no name"
 		}
 	case KeyHeader:
 		if !isToken(k.Name) {
-			return fmt.Errorf("%w %q: header name must be an RFC 9110 token", ErrBadKey, k.Name)
+			return "header name must be an RFC 9110 token"
 		}
 	case KeyClaim:
 		if !isClaimName(k.Name) {
-			return fmt.Errorf("%w %q: claim name must be non-empty printable ASCII without spaces", ErrBadKey, k.Name)
+			return "claim name must be non-empty printable ASCII without spaces"
 		}
 	default:
-		return fmt.Errorf("%w: unknown kind %d", ErrBadKey, k.Kind)
+		return "unknown kind"
 	}
-	return nil
+	return ""
 }
 
 // isToken reports whether s is an RFC 9110 section 5.6.2 token.

@@ -193,8 +193,8 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.IPv6Prefix == 0 {
 		cfg.IPv6Prefix = 64
 	}
-	if err := cfg.Key.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadConfig, cfg.Name, err)
+	if p := cfg.Key.problem(); p != "" {
+		return nil, fmt.Errorf("%w: %s: key %q: %s", ErrBadConfig, cfg.Name, cfg.Key.String(), p)
 	}
 	l := &Limiter{
 		name:   cfg.Name,
@@ -256,7 +256,13 @@ func (l *Limiter) AllowAddr(ip netip.Addr, now time.Time) Result {
 	return l.local.allow(&l.g, h, l.clock(now))
 }
 
-func (l *Limiter) clock(now time.Time) int64 { return int64(now.Sub(l.epoch)) }
+// clock maps now onto the limiter's clock: ns since New, clamped to +-2^62 ns
+// (146 years) so that TAT arithmetic cannot overflow.
+func (l *Limiter) clock(now time.Time) int64 {
+	return min(max(int64(now.Sub(l.epoch)), -maxClock), maxClock)
+}
+
+const maxClock = 1 << 62
 
 // Stats is a snapshot of a Limiter's counters, for metrics.
 type Stats struct {

@@ -205,8 +205,8 @@ func (t *leaseTable) claim(grp *leaseGroup, sh *leaseShard, tag uint64, now int6
 		t.lossy.Add(1)
 	}
 	grp.keys[victim].Store(tag)
-	s.expires.Store(0)
-	s.retryAt.Store(0)
+	s.expires.Store(math.MinInt64)
+	s.retryAt.Store(math.MinInt64)
 	s.remain.Store(0)
 	s.giveBack.Store(0)
 	s.fetching.Store(0)
