@@ -40,9 +40,14 @@ func parseTicketKeys(data []byte) (keys [][32]byte, line int, err error) {
 		if len(l) != base64.StdEncoding.EncodedLen(len(k)) {
 			return nil, n, fmt.Errorf("want 44 characters of standard base64 (32 bytes, as from `openssl rand -base64 32`), got %d characters", len(l))
 		}
-		if m, err := base64.StdEncoding.Decode(k[:], l); err != nil || m != len(k) {
+		// Decode may write DecodedLen (33) bytes: 44 characters without padding
+		// hold 33 bytes, which must be refused rather than overflow k.
+		var buf [33]byte
+		m, err := base64.StdEncoding.Decode(buf[:], l)
+		if err != nil || m != len(k) {
 			return nil, n, errors.New("key is not valid standard base64 of 32 bytes")
 		}
+		copy(k[:], buf[:m])
 		if len(keys) == maxTicketKeys {
 			return nil, n, fmt.Errorf("more than %d keys", maxTicketKeys)
 		}
