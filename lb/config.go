@@ -134,7 +134,7 @@ func (c *Config) Validate() error {
 	seen := make(map[string]int, len(c.Endpoints))
 	for i, ec := range c.Endpoints {
 		if ec.Name != "" && !validName(ec.Name) {
-			return fmt.Errorf("%w %q: endpoints[%d]: name contains a space or control character", ErrBadEndpoint, ec.Name, i)
+			return fmt.Errorf("%w %q: endpoints[%d]: name contains a space, '=' or control character", ErrBadEndpoint, ec.Name, i)
 		}
 		if err := checkAddr(ec.Addr); err != nil {
 			return fmt.Errorf("%w %q: endpoints[%d]: %s", ErrBadEndpoint, ec.Addr, i, err)

@@ -39,7 +39,7 @@ func ParseEndpoint(s string) (EndpointConfig, error) {
 			return EndpointConfig{}, fmt.Errorf("%w %q: empty name before '='", ErrBadEndpoint, s)
 		}
 		if !validName(ec.Name) {
-			return EndpointConfig{}, fmt.Errorf("%w %q: name contains a space or control character", ErrBadEndpoint, s)
+			return EndpointConfig{}, fmt.Errorf("%w %q: name contains a space, '=' or control character", ErrBadEndpoint, s)
 		}
 	}
 	if err := checkAddr(addr); err != nil {
@@ -49,10 +49,11 @@ func ParseEndpoint(s string) (EndpointConfig, error) {
 	return ec, nil
 }
 
-// validName reports whether an endpoint name is printable and free of spaces.
+// validName reports whether an endpoint name is printable and free of spaces and '='
+// (so that "name=addr" always parses back).
 func validName(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '=' {
 			return false
 		}
 	}
