@@ -26,7 +26,8 @@ const (
 // no_application_protocol alert, as RFC 7301 section 3.2 requires.
 const ALPN = "http/1.1"
 
-// ErrNoCertificates is returned by New for a Config without certificates.
+// ErrNoCertificates is New's error (or one of its joined errors, see
+// errors.Is) for a Config without certificates.
 var ErrNoCertificates = errors.New("tlsterm: no certificates configured")
 
 // Certificate is one certificate chain (leaf first) and its private key, each
@@ -114,17 +115,20 @@ type Config struct {
 	Time func() time.Time
 }
 
-// validate checks the settings that need no file and fills in defaults.
+// validate checks the settings that need no file and fills in defaults. It
+// reports every problem (errors.Join), not just the first.
 func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("tlsterm: "+format, args...)) }
 	if len(c.Certificates) == 0 {
-		return ErrNoCertificates
+		errs = append(errs, ErrNoCertificates)
 	}
 	for i, cert := range c.Certificates {
 		if (cert.CertFile == "") == (len(cert.CertPEM) == 0) {
-			return fmt.Errorf("tlsterm: certificates[%d]: set exactly one of cert file and inline cert PEM", i)
+			bad("certificates[%d]: set exactly one of cert file and inline cert PEM", i)
 		}
 		if (cert.KeyFile == "") == (len(cert.KeyPEM) == 0) {
-			return fmt.Errorf("tlsterm: certificates[%d]: set exactly one of key file and inline key PEM", i)
+			bad("certificates[%d]: set exactly one of key file and inline key PEM", i)
 		}
 	}
 	switch c.MinVersion {
@@ -132,16 +136,16 @@ func (c *Config) validate() error {
 		c.MinVersion = DefaultMinVersion
 	case tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13:
 	default:
-		return fmt.Errorf("tlsterm: unknown min version 0x%04x", c.MinVersion)
+		bad("unknown min version 0x%04x", c.MinVersion)
 	}
 	for _, id := range c.CurvePreferences {
 		if !slices.Contains(knownGroups[:], id) {
-			return fmt.Errorf("tlsterm: unsupported curve preference %v", id)
+			bad("unsupported curve preference %v", id)
 		}
 	}
 	if c.ClientCAFile == "" {
 		if c.ClientAuth != tls.NoClientCert {
-			return fmt.Errorf("tlsterm: client auth %v needs a client CA file", c.ClientAuth)
+			bad("client auth %v needs a client CA file", c.ClientAuth)
 		}
 	} else {
 		switch c.ClientAuth {
@@ -149,31 +153,31 @@ func (c *Config) validate() error {
 			c.ClientAuth = tls.RequireAndVerifyClientCert
 		case tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert:
 		default:
-			return fmt.Errorf("tlsterm: client auth %v does not verify client certificates (use RequireAndVerifyClientCert or VerifyClientCertIfGiven)", c.ClientAuth)
+			bad("client auth %v does not verify client certificates (use RequireAndVerifyClientCert or VerifyClientCertIfGiven)", c.ClientAuth)
 		}
 	}
-	if c.SessionTicketKeysFile != "" {
+	switch {
+	case c.SessionTicketKeysFile != "":
 		if c.SessionTicketsDisabled {
-			return fmt.Errorf("tlsterm: session ticket keys file %q set with session tickets disabled", c.SessionTicketKeysFile)
+			bad("session ticket keys file %q set with session tickets disabled", c.SessionTicketKeysFile)
 		}
 		if c.TicketKeyRotation != 0 || c.TicketKeyLifetime != 0 {
-			return fmt.Errorf("tlsterm: ticket key rotation and lifetime do not apply to keys from %q (rotate the file instead)", c.SessionTicketKeysFile)
+			bad("ticket key rotation and lifetime do not apply to keys from %q (rotate the file instead)", c.SessionTicketKeysFile)
 		}
-		return nil
+	case c.TicketKeyRotation < 0 || c.TicketKeyLifetime < 0:
+		bad("negative ticket key rotation %v or lifetime %v", c.TicketKeyRotation, c.TicketKeyLifetime)
+	default:
+		if c.TicketKeyRotation == 0 {
+			c.TicketKeyRotation = DefaultTicketKeyRotation
+		}
+		if c.TicketKeyLifetime == 0 {
+			c.TicketKeyLifetime = max(DefaultTicketKeyLifetime, 2*c.TicketKeyRotation)
+		}
+		if c.TicketKeyLifetime < c.TicketKeyRotation {
+			bad("ticket key lifetime %v shorter than rotation %v", c.TicketKeyLifetime, c.TicketKeyRotation)
+		}
 	}
-	if c.TicketKeyRotation < 0 || c.TicketKeyLifetime < 0 {
-		return fmt.Errorf("tlsterm: negative ticket key rotation %v or lifetime %v", c.TicketKeyRotation, c.TicketKeyLifetime)
-	}
-	if c.TicketKeyRotation == 0 {
-		c.TicketKeyRotation = DefaultTicketKeyRotation
-	}
-	if c.TicketKeyLifetime == 0 {
-		c.TicketKeyLifetime = max(DefaultTicketKeyLifetime, 2*c.TicketKeyRotation)
-	}
-	if c.TicketKeyLifetime < c.TicketKeyRotation {
-		return fmt.Errorf("tlsterm: ticket key lifetime %v shorter than rotation %v", c.TicketKeyLifetime, c.TicketKeyRotation)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // paths lists the files a Terminator reads, in the order load consumes them.
@@ -205,6 +209,7 @@ type FileError struct {
 	Err  error
 }
 
+// Error formats the problem as "tlsterm: PATH[:LINE]: problem".
 func (e *FileError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("tlsterm: %s:%d: %v", e.Path, e.Line, e.Err)
@@ -212,4 +217,5 @@ func (e *FileError) Error() string {
 	return fmt.Sprintf("tlsterm: %s: %v", e.Path, e.Err)
 }
 
+// Unwrap returns the underlying problem.
 func (e *FileError) Unwrap() error { return e.Err }

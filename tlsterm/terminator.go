@@ -54,7 +54,9 @@ type loaded struct {
 }
 
 // New validates cfg, loads every file it names and returns a Terminator
-// serving them. Errors name the offending file (see FileError) or setting.
+// serving them. Errors name the offending setting, or the offending file as a
+// FileError; problems in several files come joined (errors.Join), each one a
+// FileError, so `edge check` can list them all.
 func New(cfg Config) (*Terminator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -105,6 +107,18 @@ func (t *Terminator) Server(c net.Conn) *tls.Conn {
 // must not modify it.
 func (t *Terminator) TLSConfig() *tls.Config {
 	return t.base
+}
+
+// Leaves returns the leaf certificates being served, in Config order (the
+// first is the default), for expiry checks, metrics and edge's /config. The
+// caller must not modify them.
+func (t *Terminator) Leaves() []*x509.Certificate {
+	all := t.cur.Load().files.certs.all
+	leaves := make([]*x509.Certificate, len(all))
+	for i, c := range all {
+		leaves[i] = c.Leaf
+	}
+	return leaves
 }
 
 // Reload re-reads every file the Config names (certificates, keys, client
@@ -267,70 +281,83 @@ func keysFromFile(raw [][32]byte) []ticketKey {
 	return keys
 }
 
-// load reads and parses every file and inline PEM of the Config. On error the
-// returned loaded is empty apart from sum.
+// load reads and parses every file and inline PEM of the Config. It reports
+// every problem it finds (errors.Join of FileErrors), so `edge check` can list
+// them all; on error the returned loaded is empty apart from sum.
 func (t *Terminator) load() (*loaded, error) {
 	data, sum := readFiles(t.paths)
 	ld := &loaded{sum: sum}
-	next := func() fileData { d := data[0]; data = data[1:]; return d }
-	fail := func(err error) (*loaded, error) { return &loaded{sum: sum}, err }
+	var errs []error
+	// read takes the next file's content; a read error is recorded.
+	read := func(path string) ([]byte, bool) {
+		d := data[0]
+		data = data[1:]
+		if d.err != nil {
+			errs = append(errs, &FileError{Path: path, Err: d.err})
+			return nil, false
+		}
+		return d.data, true
+	}
 
 	certs := make([]*tls.Certificate, len(t.cfg.Certificates))
 	for i, c := range t.cfg.Certificates {
-		certName, certPEM := fmt.Sprintf("certificates[%d] inline cert", i), c.CertPEM
-		keyName, keyPEM := fmt.Sprintf("certificates[%d] inline key", i), c.KeyPEM
+		certName, certPEM, certOK := fmt.Sprintf("certificates[%d] inline cert", i), c.CertPEM, true
+		keyName, keyPEM, keyOK := fmt.Sprintf("certificates[%d] inline key", i), c.KeyPEM, true
 		if c.CertFile != "" {
-			d := next()
-			if d.err != nil {
-				return fail(&FileError{Path: c.CertFile, Err: d.err})
-			}
-			certName, certPEM = c.CertFile, d.data
+			certName = c.CertFile
+			certPEM, certOK = read(c.CertFile)
 		}
 		if c.KeyFile != "" {
-			d := next()
-			if d.err != nil {
-				return fail(&FileError{Path: c.KeyFile, Err: d.err})
-			}
-			keyName, keyPEM = c.KeyFile, d.data
+			keyName = c.KeyFile
+			keyPEM, keyOK = read(c.KeyFile)
+		}
+		if !certOK {
+			continue
 		}
 		if _, err := parseCertificates(certName, certPEM); err != nil {
-			return fail(err)
+			errs = append(errs, err)
+			continue
+		}
+		if !keyOK {
+			continue
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			// The chain parsed above, so the fault is in the key.
-			return fail(&FileError{Path: keyName, Err: fmt.Errorf("%w (certificate %s)", err, certName)})
+			errs = append(errs, &FileError{Path: keyName, Err: fmt.Errorf("%w (certificate %s)", err, certName)})
+			continue
 		}
 		certs[i] = &pair
 	}
-	ld.certs = newCertIndex(certs)
 
 	if t.cfg.ClientCAFile != "" {
-		d := next()
-		if d.err != nil {
-			return fail(&FileError{Path: t.cfg.ClientCAFile, Err: d.err})
-		}
-		cas, err := parseCertificates(t.cfg.ClientCAFile, d.data)
-		if err != nil {
-			return fail(err)
-		}
-		ld.cas = x509.NewCertPool()
-		for _, ca := range cas {
-			ld.cas.AddCert(ca)
+		if b, ok := read(t.cfg.ClientCAFile); ok {
+			cas, err := parseCertificates(t.cfg.ClientCAFile, b)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				ld.cas = x509.NewCertPool()
+				for _, ca := range cas {
+					ld.cas.AddCert(ca)
+				}
+			}
 		}
 	}
 
 	if t.cfg.SessionTicketKeysFile != "" {
-		d := next()
-		if d.err != nil {
-			return fail(&FileError{Path: t.cfg.SessionTicketKeysFile, Err: d.err})
+		if b, ok := read(t.cfg.SessionTicketKeysFile); ok {
+			keys, line, err := parseTicketKeys(b)
+			if err != nil {
+				errs = append(errs, &FileError{Path: t.cfg.SessionTicketKeysFile, Line: line, Err: err})
+			}
+			ld.fileKeys = keys
 		}
-		keys, line, err := parseTicketKeys(d.data)
-		if err != nil {
-			return fail(&FileError{Path: t.cfg.SessionTicketKeysFile, Line: line, Err: err})
-		}
-		ld.fileKeys = keys
 	}
+
+	if len(errs) > 0 {
+		return &loaded{sum: sum}, errors.Join(errs...)
+	}
+	ld.certs = newCertIndex(certs)
 	return ld, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -539,6 +540,9 @@ func TestInlineCertificate(t *testing.T) {
 	if err := term.Reload(); err != nil {
 		t.Errorf("Reload with inline PEM only: %v", err)
 	}
+	if l := term.Leaves(); len(l) != 1 || l[0].Subject.CommonName != "example.com" {
+		t.Errorf("Leaves() = %v", l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	term.Watch(ctx, 0) // no files: returns at once
@@ -621,7 +625,31 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err := New(Config{Certificates: []Certificate{{CertFile: missing, KeyFile: cert.keyFile}}})
+	// Every problem is reported at once, for `edge check`.
+	_, err := New(Config{
+		Certificates:          []Certificate{{CertFile: garbage, KeyFile: cert.keyFile}, good, {CertFile: cert.certFile, KeyFile: missing}},
+		SessionTicketKeysFile: badKeys,
+	})
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Fatalf("New with three bad files = %v, want joined errors", err)
+	}
+	var paths []string
+	for _, e := range joined.Unwrap() {
+		var fe *FileError
+		if errors.As(e, &fe) {
+			paths = append(paths, fe.Path)
+		}
+	}
+	if want := []string{garbage, missing, badKeys}; !slices.Equal(paths, want) {
+		t.Errorf("problems reported for %q, want %q", paths, want)
+	}
+	_, err = New(Config{MinVersion: 1, ClientAuth: tls.RequireAndVerifyClientCert})
+	if !errors.Is(err, ErrNoCertificates) || strings.Count(err.Error(), "tlsterm: ") != 3 {
+		t.Errorf("New with three bad settings = %v, want all three", err)
+	}
+
+	_, err = New(Config{Certificates: []Certificate{{CertFile: missing, KeyFile: cert.keyFile}}})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file error %v is not fs.ErrNotExist", err)
 	}
