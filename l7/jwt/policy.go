@@ -1,0 +1,742 @@
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// KeyConfig names one source of verification keys; exactly one of PEMFile,
+// HMACSecretFile, JWKSFile and JWKSURL is set. Paths are used as given (cmd/edge
+// resolves them against the configuration file's folder).
+type KeyConfig struct {
+	// PEMFile holds a public key: PKIX "PUBLIC KEY" (RSA, EC, Ed25519, Ed448, ML-DSA),
+	// PKCS #1 "RSA PUBLIC KEY", or a "CERTIFICATE".
+	PEMFile string
+	// HMACSecretFile holds an HMAC secret: the file's bytes minus trailing CR/LF, at least
+	// as long as the hash output (RFC 7518 §3.2). Alg is required.
+	HMACSecretFile string
+	// JWKSFile holds a JWK Set (RFC 7517 §5); it may also hold "oct" HMAC secrets.
+	JWKSFile string
+	// JWKSURL is fetched in the background once the policy is started. It must be https,
+	// or http to a loopback address. "oct" keys from a URL are refused.
+	JWKSURL string
+	// Alg binds the key(s) to one algorithm. Required for HMAC secrets and RSA keys; an EC
+	// curve, an ML-DSA parameter set and an Ed25519/Ed448 key imply theirs (the latter
+	// accepting both "EdDSA" and its RFC 9864 name). For a JWKS it is the algorithm of JWKs
+	// without "alg", and JWKs whose "alg" differs are skipped.
+	Alg string
+	// Kid is the key ID of a PEMFile or HMACSecretFile key; tokens naming this kid use only
+	// this key. JWKS keys carry their own "kid".
+	Kid string
+	// Refresh is how often JWKSURL is fetched (default 5m); a shorter Cache-Control
+	// max-age in the response brings the next fetch forward, down to Config.MinRefresh.
+	Refresh time.Duration
+}
+
+// Config configures a Policy. The zero value is a policy with no keys, which rejects
+// every token.
+type Config struct {
+	// Keys are the sources of verification keys.
+	Keys []KeyConfig
+	// Algorithms lists the token "alg" values accepted; a token with another is rejected
+	// before any key is looked at. Empty means every algorithm some key is bound to
+	// (keys are always bound, so the token still cannot choose). "none" is refused.
+	Algorithms []string
+	// Issuer, when set, must equal the token's "iss" claim.
+	Issuer string
+	// Audience, when set, must share at least one value with the token's "aud" claim (a
+	// string or an array of strings).
+	Audience []string
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// ExpOptional accepts tokens without "exp" (require_exp: false). By default exp is
+	// required.
+	ExpOptional bool
+	// ForwardClaims maps a claim name to the request header it is forwarded in.
+	ForwardClaims map[string]string
+	// CacheBytes caps the verified-token cache (0 means 8 MiB, negative disables it).
+	CacheBytes int
+	// MaxTokenBytes rejects longer tokens before any decoding (0 means 16 KiB, enough for
+	// ML-DSA-87 tokens, whose signature alone is 6170 characters).
+	MaxTokenBytes int
+	// MinRefresh is the shortest interval between fetches of one JWKS URL: the floor for
+	// Cache-Control max-age and the rate limit of refetches after unknown kids (0 means 10s).
+	MinRefresh time.Duration
+	// HTTPClient fetches JWKS URLs (nil means a client with a 10s timeout).
+	HTTPClient *http.Client
+	// Logf receives JWKS fetch results and skipped keys (nil discards them).
+	Logf func(format string, args ...any)
+	// Previous, when set, is the policy this one replaces on a reload: key sets it has
+	// fetched from the same JWKS URLs seed this policy, so a reload never brings back
+	// ErrJWKSUnavailable.
+	Previous *Policy
+}
+
+// ForwardClaim is one forward_claims entry: the claim and the header it goes to.
+type ForwardClaim struct {
+	Claim  string
+	Header string
+}
+
+// Policy verifies bearer tokens against one set of keys and claim rules (one entry of the
+// configuration's jwt: block). Verify is safe for concurrent use and does not allocate for
+// HMAC and EdDSA tokens or for verified-token cache hits. The key set is an immutable
+// snapshot swapped atomically by Reload and JWKS refreshes. Create with NewPolicy; a
+// Policy with JWKS URLs fetches nothing until Start.
+type Policy struct {
+	name        string
+	allowed     algSet
+	issuer      string
+	audience    []string
+	leeway      time.Duration
+	expOptional bool
+	maxToken    int
+	minRefresh  time.Duration
+	forward     []ForwardClaim
+	cache       *tokenCache
+	client      *http.Client
+	logf        func(format string, args ...any)
+	keyConfigs  []KeyConfig
+
+	keys atomic.Pointer[keySet]
+
+	mu      sync.Mutex // guards static, sources[i].keys and snapshot rebuilds
+	static  []*key
+	sources []*jwksSource
+
+	lifeMu  sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// keySet is an immutable snapshot of a policy's keys.
+type keySet struct {
+	byKid map[string][]*key
+	byAlg [numAlgs][]*key
+	all   []*key
+	// pending is set while some JWKS URL has never been fetched successfully.
+	pending bool
+}
+
+const (
+	defaultCacheBytes    = 8 << 20
+	defaultMaxTokenBytes = 16 << 10
+	defaultMinRefresh    = 10 * time.Second
+	defaultRefresh       = 5 * time.Minute
+)
+
+// NewPolicy validates cfg and loads its key files. Errors name the policy, the key entry
+// and the file with what is wrong; several problems are joined.
+func NewPolicy(name string, cfg Config) (*Policy, error) {
+	p := &Policy{
+		name:        name,
+		issuer:      cfg.Issuer,
+		audience:    slices.Clone(cfg.Audience),
+		leeway:      cfg.Leeway,
+		expOptional: cfg.ExpOptional,
+		maxToken:    cfg.MaxTokenBytes,
+		minRefresh:  cfg.MinRefresh,
+		client:      cfg.HTTPClient,
+		logf:        cfg.Logf,
+		keyConfigs:  slices.Clone(cfg.Keys),
+	}
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("jwt: policy %q: "+format, append([]any{name}, args...)...))
+	}
+	if p.maxToken <= 0 {
+		p.maxToken = defaultMaxTokenBytes
+	}
+	if p.minRefresh <= 0 {
+		p.minRefresh = defaultMinRefresh
+	}
+	if p.client == nil {
+		p.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if p.logf == nil {
+		p.logf = func(string, ...any) {}
+	}
+	if cfg.Leeway < 0 {
+		fail("leeway %v is negative", cfg.Leeway)
+	}
+	for i, a := range cfg.Audience {
+		if a == "" {
+			fail("audience[%d] is empty", i)
+		}
+	}
+	if len(cfg.Algorithms) == 0 {
+		p.allowed = ^algSet(0)
+	}
+	for i, name := range cfg.Algorithms {
+		a := algByName([]byte(name))
+		switch {
+		case a != algUnknown:
+			p.allowed |= setOf(a)
+		case equalFoldASCII(name, "none"):
+			fail("algorithms[%d]: %q is never accepted (RFC 8725 §3.1)", i, name)
+		default:
+			fail("algorithms[%d]: unknown algorithm %q", i, name)
+		}
+	}
+	for claim, header := range cfg.ForwardClaims {
+		if claim == "" || !validFieldName(header) {
+			fail("forward_claims: %q -> %q: need a claim name and a valid header name", claim, header)
+			continue
+		}
+		p.forward = append(p.forward, ForwardClaim{Claim: claim, Header: header})
+	}
+	sort.Slice(p.forward, func(i, j int) bool { return p.forward[i].Claim < p.forward[j].Claim })
+	switch {
+	case cfg.CacheBytes == 0:
+		p.cache = newTokenCache(defaultCacheBytes)
+	case cfg.CacheBytes > 0:
+		p.cache = newTokenCache(cfg.CacheBytes)
+	}
+
+	for i, kc := range cfg.Keys {
+		if err := p.checkKeyConfig(i, kc); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if kc.JWKSURL != "" {
+			alg, _ := parseAlg(kc.Alg)
+			refresh := kc.Refresh
+			if refresh <= 0 {
+				refresh = defaultRefresh
+			}
+			s := &jwksSource{url: kc.JWKSURL, alg: alg, refresh: refresh, kick: make(chan struct{}, 1)}
+			if prev := cfg.Previous.source(kc.JWKSURL, alg); prev != nil {
+				s.inherit(prev)
+			}
+			p.sources = append(p.sources, s)
+		}
+	}
+	static, err := p.loadStatic()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	p.static = static
+	p.mu.Lock()
+	p.rebuildLocked()
+	p.mu.Unlock()
+	return p, nil
+}
+
+func (p *Policy) checkKeyConfig(i int, kc KeyConfig) error {
+	n := 0
+	for _, f := range []string{kc.PEMFile, kc.HMACSecretFile, kc.JWKSFile, kc.JWKSURL} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("jwt: policy %q: keys[%d]: need exactly one of pem_file, hmac_secret_file, jwks_file, jwks_url (have %d)", p.name, i, n)
+	}
+	alg, err := parseAlg(kc.Alg)
+	if err != nil {
+		return fmt.Errorf("jwt: policy %q: keys[%d]: %w", p.name, i, err)
+	}
+	if alg != algUnknown && !p.allowed.has(alg) {
+		return fmt.Errorf("jwt: policy %q: keys[%d]: alg %s is not in algorithms", p.name, i, alg)
+	}
+	if kc.Kid != "" && (kc.JWKSFile != "" || kc.JWKSURL != "") {
+		return fmt.Errorf("jwt: policy %q: keys[%d]: kid applies to pem_file and hmac_secret_file only (JWKs carry their own)", p.name, i)
+	}
+	if kc.JWKSURL != "" {
+		u, err := url.Parse(kc.JWKSURL)
+		if err != nil {
+			return fmt.Errorf("jwt: policy %q: keys[%d]: jwks_url %q: %w", p.name, i, kc.JWKSURL, err)
+		}
+		if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+			return fmt.Errorf("jwt: policy %q: keys[%d]: jwks_url %q: must be https (http only to a loopback address)", p.name, i, kc.JWKSURL)
+		}
+	}
+	return nil
+}
+
+// loadStatic reads every file-based key source. Keys whose fingerprint matches one in the
+// current static set keep their identity, so a reload of unchanged files keeps the
+// verified-token cache warm.
+func (p *Policy) loadStatic() ([]*key, error) {
+	p.mu.Lock()
+	old := make(map[[32]byte]*key, len(p.static))
+	for _, k := range p.static {
+		old[k.fingerprint] = k
+	}
+	p.mu.Unlock()
+	var keys []*key
+	var errs []error
+	add := func(k *key) {
+		if prev := old[k.fingerprint]; prev != nil {
+			k = prev
+		}
+		if k.algs&p.allowed == 0 {
+			errs = append(errs, fmt.Errorf("jwt: policy %q: %s: key %q is bound to algorithms not in algorithms", p.name, k.source, k.kid))
+			return
+		}
+		keys = append(keys, k)
+	}
+	for i, kc := range p.keyConfigs {
+		alg, _ := parseAlg(kc.Alg)
+		var err error
+		switch {
+		case kc.PEMFile != "":
+			var k *key
+			if k, err = loadPEMFile(kc.PEMFile, alg, kc.Kid); err == nil {
+				add(k)
+			}
+		case kc.HMACSecretFile != "":
+			var data []byte
+			if data, err = os.ReadFile(kc.HMACSecretFile); err == nil {
+				var k *key
+				if k, err = newHMACSecretKey(ParseHMACSecret(data), alg, kc.Kid, "hmac_secret_file "+kc.HMACSecretFile); err == nil {
+					add(k)
+				}
+			}
+		case kc.JWKSFile != "":
+			var data []byte
+			if data, err = os.ReadFile(kc.JWKSFile); err == nil {
+				var ks []*key
+				var skipped []error
+				ks, skipped, err = parseJWKS(data, alg, true, "jwks_file "+kc.JWKSFile)
+				for _, s := range skipped {
+					p.logf("jwt: policy %q: keys[%d]: skipped key: %v", p.name, i, s)
+				}
+				if err == nil && len(ks) == 0 {
+					err = fmt.Errorf("jwt: jwks_file %s: no usable keys", kc.JWKSFile)
+				}
+				for _, k := range ks {
+					add(k)
+				}
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("jwt: policy %q: keys[%d]: %w", p.name, i, err))
+		}
+	}
+	return keys, errors.Join(errs...)
+}
+
+func loadPEMFile(path string, alg algID, kid string) (*key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	source := "pem_file " + path
+	pub, err := ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("jwt: %s: %w", source, err)
+	}
+	return newPublicKey(pub, alg, kid, source)
+}
+
+// Reload re-reads the policy's key files (pem_file, hmac_secret_file, jwks_file), as on
+// SIGHUP when the configuration itself did not change. On error the current keys stay in
+// use. JWKS URL key sets are kept. Safe for concurrent use with Verify.
+func (p *Policy) Reload() error {
+	static, err := p.loadStatic()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.static = static
+	p.rebuildLocked()
+	p.mu.Unlock()
+	return nil
+}
+
+// rebuildLocked publishes a new snapshot from the static keys and the JWKS sources' keys
+// and retires keys that left, so that cache entries they verified stop matching.
+func (p *Policy) rebuildLocked() {
+	ks := &keySet{byKid: make(map[string][]*key)}
+	add := func(k *key) {
+		ks.all = append(ks.all, k)
+		if k.kid != "" {
+			ks.byKid[k.kid] = append(ks.byKid[k.kid], k)
+		}
+		for a := algID(1); a < numAlgs; a++ {
+			if k.algs.has(a) && p.allowed.has(a) {
+				ks.byAlg[a] = append(ks.byAlg[a], k)
+			}
+		}
+	}
+	for _, k := range p.static {
+		add(k)
+	}
+	for _, s := range p.sources {
+		if !s.fetched.Load() {
+			ks.pending = true
+		}
+		for _, k := range s.keys {
+			add(k)
+		}
+	}
+	if old := p.keys.Swap(ks); old != nil {
+		for _, k := range old.all {
+			if !slices.Contains(ks.all, k) {
+				k.retired.Store(true)
+			}
+		}
+	}
+}
+
+// Name returns the policy's name.
+func (p *Policy) Name() string { return p.name }
+
+// ForwardClaims returns the forward_claims pairs sorted by claim name. Callers must delete
+// every listed Header from the incoming request before writing claim values (so a client
+// cannot spoof them) and must not modify the slice.
+func (p *Policy) ForwardClaims() []ForwardClaim { return p.forward }
+
+// Verify checks token (the credential after "Bearer ") at time now and, on success, leaves
+// its claims in c. The error is nil or one of the sentinel *Error values: members of the
+// ErrInvalidToken family (401), or ErrJWKSUnavailable (503). Scopes are checked
+// separately with c.HasScopes. Processing order (RFC 7515 §5.2, RFC 7519 §7.2): size,
+// three segments, header (strict base64url and JSON, alg allowed, crit and b64 refused),
+// key selection by kid and alg, claims syntax, signature, then claim values.
+func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
+	c.Reset()
+	if len(token) > p.maxToken {
+		return ErrOversized
+	}
+	d1 := bytes.IndexByte(token, '.')
+	if d1 < 0 {
+		return ErrMalformed
+	}
+	d2 := bytes.IndexByte(token[d1+1:], '.')
+	if d2 < 0 {
+		return ErrMalformed
+	}
+	d2 += d1 + 1
+	if bytes.IndexByte(token[d2+1:], '.') >= 0 {
+		return ErrMalformed // five segments is JWE, more is garbage
+	}
+	var ok bool
+	if c.hdr, ok = appendBase64URL(c.hdr[:0], token[:d1]); !ok {
+		return ErrMalformed
+	}
+	algName, kid, hasKid, herr := parseHeader(c.hdr)
+	if herr != nil {
+		return herr
+	}
+	alg := algByName(algName)
+	if !p.allowed.has(alg) {
+		return ErrAlgNotAllowed
+	}
+	cacheable := p.cache != nil && alg.cacheable()
+	if cacheable {
+		if e := p.cache.lookup(token, now); e != nil {
+			e.fill(c)
+			return p.checkClaims(c, now)
+		}
+	}
+	ks := p.keys.Load()
+	cands, kerr := ks.candidates(alg, kid, hasKid)
+	if kerr != nil {
+		if kerr != ErrKeyAlgMismatch && len(p.sources) > 0 {
+			p.kickRefresh(now)
+			if ks.pending {
+				return ErrJWKSUnavailable
+			}
+		}
+		return kerr
+	}
+	if c.payload, ok = appendBase64URL(c.payload[:0], token[d1+1:d2]); !ok {
+		return ErrMalformed
+	}
+	if err := c.parseClaims(); err != nil {
+		return err
+	}
+	if c.sig, ok = appendBase64URL(c.sig[:0], token[d2+1:]); !ok {
+		return ErrMalformed
+	}
+	input := token[:d2]
+	var matched *key
+	for _, k := range cands {
+		if k.accepts(alg) && k.verify(alg, input, c.sig) {
+			matched = k
+			break
+		}
+	}
+	if matched == nil {
+		return ErrBadSignature
+	}
+	c.key, c.alg = matched, alg
+	if cacheable {
+		p.cache.insert(token, c, matched, p.cacheExpiry(c, now), now)
+	}
+	return p.checkClaims(c, now)
+}
+
+// candidates returns the keys a token may be verified with: a token with a kid uses
+// only keys with that kid, one without tries every key bound to its alg.
+func (ks *keySet) candidates(alg algID, kid []byte, hasKid bool) ([]*key, *Error) {
+	if !hasKid {
+		if len(ks.byAlg[alg]) == 0 {
+			return nil, ErrNoKey
+		}
+		return ks.byAlg[alg], nil
+	}
+	list := ks.byKid[string(kid)]
+	if len(list) == 0 {
+		return nil, ErrUnknownKid
+	}
+	for _, k := range list {
+		if k.accepts(alg) {
+			return list, nil
+		}
+	}
+	return nil, ErrKeyAlgMismatch
+}
+
+func (p *Policy) cacheExpiry(c *Claims, now time.Time) int64 {
+	limit := now.Add(maxCacheTTL).Unix()
+	if c.parsed.flags&hasExp == 0 {
+		return limit
+	}
+	exp := time.Unix(c.parsed.exp, 0).Add(p.leeway)
+	e := exp.Unix()
+	if exp.Nanosecond() != 0 {
+		e++
+	}
+	return min(e, limit)
+}
+
+// checkClaims applies the time and identity rules of RFC 7519 §4.1 to verified claims.
+// The comparisons match golang-jwt's: valid while now < exp+leeway and
+// now >= nbf-leeway and now >= iat-leeway.
+func (p *Policy) checkClaims(c *Claims, now time.Time) error {
+	pc := &c.parsed
+	if pc.flags&hasExp != 0 {
+		if !now.Before(time.Unix(pc.exp, 0).Add(p.leeway)) {
+			return ErrExpired
+		}
+	} else if !p.expOptional {
+		return ErrMissingExp
+	}
+	if pc.flags&hasNbf != 0 && now.Before(time.Unix(pc.nbf, 0).Add(-p.leeway)) {
+		return ErrNotYetValid
+	}
+	if pc.flags&hasIat != 0 && now.Before(time.Unix(pc.iat, 0).Add(-p.leeway)) {
+		return ErrIssuedInFuture
+	}
+	if p.issuer != "" {
+		m, ok := c.member(pc.iss)
+		if !ok || m.kind != kindString || string(m.val.of(c.payload)) != p.issuer {
+			return ErrBadIssuer
+		}
+	}
+	if len(p.audience) > 0 && !p.audienceOK(c) {
+		return ErrBadAudience
+	}
+	return nil
+}
+
+// audienceOK reports whether "aud" names a configured audience. Like golang-jwt, any
+// non-string array element makes the claim invalid as a whole.
+func (p *Policy) audienceOK(c *Claims) bool {
+	m, ok := c.member(c.parsed.aud)
+	if !ok {
+		return false
+	}
+	switch m.kind {
+	case kindString:
+		v := m.val.of(c.payload)
+		for _, a := range p.audience {
+			if string(v) == a {
+				return true
+			}
+		}
+	case kindArray:
+		found := false
+		var s arrayScanner
+		s.start(m.val.of(c.payload))
+		for {
+			el, k, ok := s.next()
+			if !ok {
+				break
+			}
+			if k != kindString {
+				return false
+			}
+			for _, a := range p.audience {
+				if !found && c.stringEquals(el, a) {
+					found = true
+				}
+			}
+		}
+		return found
+	}
+	return false
+}
+
+// parseHeader reads the JOSE header (RFC 7515 §4). alg is required and kid optional, both
+// strings; crit is refused because this verifier implements no extension (§4.1.11); b64
+// (RFC 7797) is accepted only as true, the default.
+func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
+	var s objectScanner
+	if err = s.start(b); err != nil {
+		return nil, nil, false, err
+	}
+	var names [maxHeaderMembers]span
+	n := 0
+	for {
+		m, ok, err := s.next()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if !ok {
+			break
+		}
+		if n == maxHeaderMembers {
+			return nil, nil, false, ErrTooManyMembers
+		}
+		name := m.name.of(b)
+		for _, prev := range names[:n] {
+			if bytes.Equal(prev.of(b), name) {
+				return nil, nil, false, ErrDuplicateMember
+			}
+		}
+		names[n] = m.name
+		n++
+		switch string(name) {
+		case "alg":
+			if m.kind != kindString {
+				return nil, nil, false, ErrMalformed
+			}
+			alg = m.val.of(b)
+		case "kid":
+			if m.kind != kindString {
+				return nil, nil, false, ErrMalformed
+			}
+			kid, hasKid = m.val.of(b), true
+		case "crit":
+			return nil, nil, false, ErrCrit
+		case "b64":
+			if m.kind != kindTrue {
+				return nil, nil, false, ErrB64
+			}
+		}
+	}
+	if alg == nil {
+		return nil, nil, false, ErrMalformed
+	}
+	return alg, kid, hasKid, nil
+}
+
+// parseClaims scans c.payload (RFC 7519 §7.2 step 10) into c.members, rejecting
+// duplicate names and reading the NumericDates (RFC 7519 §2): exp rounds down, nbf and
+// iat round up, so a fraction never extends a token's validity.
+func (c *Claims) parseClaims() *Error {
+	b := c.payload
+	var s objectScanner
+	if err := s.start(b); err != nil {
+		return err
+	}
+	pc := &c.parsed
+	for {
+		m, ok, err := s.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if int(pc.n) == maxClaims {
+			return ErrTooManyMembers
+		}
+		name := m.name.of(b)
+		for _, prev := range c.members[:pc.n] {
+			if bytes.Equal(prev.name.of(b), name) {
+				return ErrDuplicateMember
+			}
+		}
+		c.members[pc.n] = m
+		pc.n++
+		switch string(name) {
+		case "exp", "nbf", "iat":
+			if m.kind != kindNumber {
+				return ErrBadDate
+			}
+			v, frac, ok := parseNumericDate(m.val.of(b))
+			if !ok {
+				return ErrBadDate
+			}
+			switch name[0] {
+			case 'e':
+				pc.exp = v
+				pc.flags |= hasExp
+			case 'n':
+				pc.nbf = v + b2i(frac)
+				pc.flags |= hasNbf
+			default:
+				pc.iat = v + b2i(frac)
+				pc.flags |= hasIat
+			}
+		case "sub":
+			pc.sub = pc.n
+		case "iss":
+			pc.iss = pc.n
+		case "aud":
+			pc.aud = pc.n
+		case "scope":
+			pc.scope = pc.n
+		case "scp":
+			pc.scp = pc.n
+		}
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i]|0x20 != b[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldName reports whether s is an RFC 9110 §5.1 field-name (a token).
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || (len(h) > 4 && h[:4] == "127.")
+}
