@@ -393,8 +393,11 @@ func (s *storeState) allow(h uint64, key []byte, domain byte, n int64, now time.
 	tag := keyTag(h)
 	grp, sh := s.t.group(h)
 	i := s.t.find(grp, sh, tag, n)
-	waited := false
-	for {
+	// A request without a lease waits for one, at most StoreTimeout in all. It
+	// may take several calls: under contention other requests of this replica
+	// can spend a lease before the waiter gets to it.
+	var timer *time.Timer
+	for attempt := 0; ; attempt++ {
 		r, left, st := s.take(grp, i, tag, n)
 		switch st {
 		case took:
@@ -411,25 +414,30 @@ func (s *storeState) allow(h uint64, key []byte, domain byte, n int64, now time.
 			i = s.t.find(grp, sh, tag, n)
 			continue
 		}
-		if waited {
-			return s.fallback(h, n)
+		var c *leaseCall
+		if attempt < maxLeaseAttempts {
+			c = s.startLease(grp, i, tag, key, domain, n, now)
 		}
-		c := s.startLease(grp, i, tag, key, domain, n, now)
 		if c == nil {
 			return s.fallback(h, n)
 		}
-		if c.done != nil {
-			t := time.NewTimer(s.timeout)
-			select {
-			case <-c.done:
-				t.Stop()
-			case <-t.C:
-				return s.fallback(h, n)
-			}
+		if c.done == nil {
+			continue
 		}
-		waited = true
+		if timer == nil {
+			timer = time.NewTimer(s.timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-c.done:
+		case <-timer.C:
+			return s.fallback(h, n)
+		}
 	}
 }
+
+// maxLeaseAttempts bounds how often one request joins or starts a lease call.
+const maxLeaseAttempts = 64
 
 // doneCall stands for a lease call that finished before a request could join it.
 var doneCall = &leaseCall{}
