@@ -139,8 +139,8 @@ func (c *Config) Validate() error {
 		if err := checkAddr(ec.Addr); err != nil {
 			return fmt.Errorf("%w %q: endpoints[%d]: %s", ErrBadEndpoint, ec.Addr, i, err)
 		}
-		if ec.Weight < 0 {
-			return fmt.Errorf("%w %q: endpoints[%d]: negative weight %d", ErrBadEndpoint, ec.Addr, i, ec.Weight)
+		if ec.Weight < 0 || ec.Weight > MaxWeight {
+			return fmt.Errorf("%w %q: endpoints[%d]: weight %d outside 0-%d", ErrBadEndpoint, ec.Addr, i, ec.Weight, MaxWeight)
 		}
 		name := ec.Name
 		if name == "" {

@@ -23,9 +23,12 @@ type EndpointConfig struct {
 	Name string
 	// Addr is the dial address, host:port.
 	Addr string
-	// Weight is the endpoint's relative share of traffic. 0 means 1; negative is an error.
+	// Weight is the endpoint's relative share of traffic, at most MaxWeight. 0 means 1.
 	Weight int
 }
+
+// MaxWeight is the largest endpoint weight.
+const MaxWeight = 1_000_000
 
 // ParseEndpoint parses "host:port" or "name=host:port" (the name gives the endpoint a stable
 // identity, so a pod that comes back on a new IP keeps its consistent-hash keys).

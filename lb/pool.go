@@ -206,8 +206,9 @@ type Pool struct {
 // NewPool validates cfg and builds a pool named name. If prev is not nil, each endpoint whose
 // Name and Addr both match an endpoint of prev shares that endpoint's state (health, ejection
 // backoff, in-flight count); an endpoint whose address changed starts fresh, since the old
-// address's health says nothing about the new one. With SlowStart, endpoints new to the pool
-// ramp up from the first Tick. The pool does no background work until Start.
+// address's health says nothing about the new one. If cfg disables active checks, what they
+// said is forgotten. With SlowStart, endpoints new to the pool ramp up from the first Tick.
+// The pool does no background work until Start.
 func NewPool(name string, cfg Config, prev *Pool) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -252,6 +253,13 @@ func NewPool(name string, cfg Config, prev *Pool) (*Pool, error) {
 		e := &Endpoint{Name: ec.Name, Addr: ec.Addr, Weight: ec.Weight, Index: i}
 		if o := old[ec.Name]; o != nil && o.Addr == ec.Addr {
 			e.s = o.s
+			if !c.HealthCheck.Enabled() {
+				// Nothing would ever check it again: forget what active checks said.
+				e.s.mu.Lock()
+				e.s.flags.And(^flagUnhealthy)
+				e.s.checked, e.s.passes, e.s.fails = false, 0, 0
+				e.s.mu.Unlock()
+			}
 		} else {
 			e.s = &state{rampPending: prev != nil && c.SlowStart > 0}
 		}

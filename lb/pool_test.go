@@ -761,6 +761,15 @@ func TestReloadCarriesState(t *testing.T) {
 	if n[1].InFlight() != 0 {
 		t.Errorf("in flight after Done on the old pool = %d", n[1].InFlight())
 	}
+	// Without active checks in the next generation, an unhealthy verdict is dropped.
+	r, err := NewPool("app", Config{Endpoints: endpoints(2)}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Endpoints()[0].Healthy() {
+		t.Errorf("health checks disabled by reload, pod-0 still unhealthy")
+	}
+	q.RecordCheck(n[0], errors.New("down"), t0) // back to unhealthy for the old generation
 	// Rise is counted on from the carried state.
 	q.RecordCheck(n[0], nil, t0)
 	q.RecordCheck(n[0], nil, t0)
@@ -978,5 +987,37 @@ func BenchmarkPickRetry(b *testing.B) {
 		p.Done(e, Success, t0)
 		e, _ = p.Pick(h*uint64(i), &tr)
 		p.Done(e, Success, t0)
+	}
+}
+
+func TestExtremeWeights(t *testing.T) {
+	for _, pol := range []Policy{RoundRobin, LeastRequest, Random, ConsistentHash} {
+		eps := endpoints(2)
+		eps[0].Weight, eps[1].Weight = 1, MaxWeight
+		p := mustPool(t, Config{Endpoints: eps, Balance: pol})
+		counts := make([]int, 2)
+		for k := range 20000 {
+			counts[pickDone(t, p, Hash(fmt.Appendf(nil, "%d", k)))]++
+		}
+		// The round-robin order is capped at 16384 entries, so weight 1 keeps at least 1/16384.
+		if counts[0] > 20 || counts[1] < 19980 {
+			t.Errorf("%s: weights 1:%d gave %v", pol, MaxWeight, counts)
+		}
+	}
+	// Many endpoints with mixed weights still build quickly and keep their ratios.
+	eps := make([]EndpointConfig, 500)
+	for i := range eps {
+		eps[i] = EndpointConfig{Addr: fmt.Sprintf("10.1.%d.%d:80", i/250, i%250+1), Weight: 1 + i%3}
+	}
+	p := mustPool(t, Config{Endpoints: eps})
+	sq := p.seq.Load()
+	counts := make([]int, len(eps))
+	for _, i := range sq.order {
+		counts[i]++
+	}
+	for i := range eps {
+		if counts[i] != eps[i].Weight {
+			t.Fatalf("endpoint %d appears %d times in one round-robin period, want its weight %d", i, counts[i], eps[i].Weight)
+		}
 	}
 }
