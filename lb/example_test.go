@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"example.com/edge/lb"
@@ -88,9 +89,17 @@ func ExampleNewPool_reload() {
 	// 10.0.1.13:8080 true
 }
 
+// The L4 relay keeps a Maglev table in an atomic.Pointer, rebuilt off the request path when
+// its endpoints change. The table depends on the names only, not on their order.
 func ExampleNewMaglev() {
+	var table atomic.Pointer[lb.Maglev]
 	names := []string{"pg-0", "pg-1", "pg-2"}
-	m := lb.NewMaglev(names)
-	fmt.Println(names[m.Lookup(lb.HashString("203.0.113.7"))] == names[m.Lookup(lb.HashString("203.0.113.7"))])
+	table.Store(lb.NewMaglev(names))
+	h := lb.HashString("203.0.113.7")
+	before := names[table.Load().Lookup(h)]
+
+	reordered := []string{"pg-2", "pg-0", "pg-1"}
+	table.Store(lb.NewMaglev(reordered))
+	fmt.Println(before == reordered[table.Load().Lookup(h)])
 	// Output: true
 }
