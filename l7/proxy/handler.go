@@ -1,0 +1,520 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"example.com/edge/l7/accesslog"
+	"example.com/edge/l7/route"
+	"example.com/edge/lb"
+)
+
+// handler serves one listener.
+type handler struct {
+	p        *Proxy
+	listener string
+}
+
+// reqState is one request's scratch space and, for streamed responses, the
+// body reader that finishes the request's bookkeeping when the body has been
+// written. Owned by the request from acquireState until finish.
+type reqState struct {
+	h       *handler
+	start   time.Time
+	route   *compiledRoute
+	pool    *poolView
+	ep      *lb.Endpoint
+	up      *upstreamConn
+	outcome lb.Outcome
+	status  int
+	rec     *accesslog.Record
+	upResp  *fasthttp.Response // the endpoint's response, released by finish
+
+	// Streamed response body: the upstream's stream and bytes passed on.
+	body io.Reader
+	sent int64
+
+	id  []byte // the request ID (copied: header memory moves as headers change)
+	buf []byte // scratch
+}
+
+var statePool = sync.Pool{New: func() any {
+	return &reqState{id: make([]byte, 0, maxRequestIDLen), buf: make([]byte, 0, 256)}
+}}
+
+func (h *handler) acquireState(start time.Time) *reqState {
+	st := statePool.Get().(*reqState)
+	st.h, st.start = h, start
+	return st
+}
+
+func releaseState(st *reqState) {
+	id, buf := st.id[:0], st.buf[:0]
+	if cap(buf) > 4096 {
+		buf = make([]byte, 0, 256)
+	}
+	*st = reqState{id: id, buf: buf}
+	statePool.Put(st)
+}
+
+// serve is the fasthttp handler: the request path of the contract's step 4.
+func (h *handler) serve(ctx *fasthttp.RequestCtx) {
+	p := h.p
+	st := h.acquireState(ctx.Time())
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must cost one request, not the process. st may already
+			// be released, so the answer is written without it.
+			p.opts.Logger.Error("proxy: panic serving request", "panic", r, "stack", string(debug.Stack()))
+			ctx.SetConnectionClose()
+			writeError(ctx, fasthttp.StatusInternalServerError, "internal_error", "internal error", nil, nil)
+		}
+	}()
+	snap := p.snap.Load()
+	lv := snap.listeners[h.listener]
+
+	// Request ID: keep a well-formed incoming one, else make one; it goes
+	// upstream and back to the client.
+	hdr := &ctx.Request.Header
+	if in := hdr.Peek("X-Request-ID"); ValidRequestID(in) {
+		st.id = append(st.id[:0], in...)
+	} else {
+		st.id = p.ids.appendRequestID(st.id[:0])
+		hdr.SetBytesV("X-Request-ID", st.id)
+	}
+
+	switch {
+	case lv == nil:
+		h.reject(ctx, st, fasthttp.StatusNotFound, CodeNoRoute, "no route on this listener")
+		return
+	case p.draining.Load():
+		ctx.SetConnectionClose()
+		h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeNoHealthyUpstream, "edge is draining")
+		return
+	case lv.cfg.RedirectHTTPS:
+		h.redirectHTTPS(ctx, st, lv)
+		return
+	}
+
+	idx, status := lv.table.Lookup(ctx.Host(), ctx.Path(), ctx.Method())
+	switch status {
+	case route.NotFound:
+		h.reject(ctx, st, fasthttp.StatusNotFound, CodeNoRoute, "no route for this host and path")
+		return
+	case route.MethodNotAllowed:
+		st.route = lv.routes[idx]
+		h.rejectWith(ctx, st, fasthttp.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this route", "Allow", st.route.allowHeader)
+		return
+	}
+	cr := lv.routes[idx]
+	st.route, st.pool = cr, cr.pool
+
+	// Body: a declared length over the limit is refused before anything is
+	// read; a chunked body is counted as it streams. Bodies small enough to
+	// have been read already are buffered, which makes them retryable.
+	cl := hdr.ContentLength()
+	if cr.maxBody > 0 && int64(cl) > cr.maxBody {
+		ctx.SetConnectionClose() // the unread body must not be parsed as a request
+		h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
+		return
+	}
+	buffered := cl >= 0 && cl <= p.opts.BufferBodyBytes
+	if buffered {
+		ctx.Request.Body() // materializes the pre-read body and drops the stream
+	} else if cl < 0 && cr.maxBody > 0 {
+		lb := acquireLimitedBody(ctx.RequestBodyStream(), cr.maxBody)
+		ctx.Request.SetBodyStream(lb, -1)
+	}
+
+	h.prepareUpstreamRequest(ctx, st, snap, lv, cr)
+	h.forward(ctx, st, buffered)
+}
+
+// prepareUpstreamRequest turns the client's request into the upstream's, in
+// place: hop-by-hop headers out, X-Forwarded-*, trace context, the route's
+// header edits, and the request line.
+func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, snap *snapshot, lv *listenerView, cr *compiledRoute) {
+	hdr := &ctx.Request.Header
+	stripHopByHopRequest(hdr)
+	hdr.Del("Expect") // the edge answered any 100-continue itself
+
+	peer := peerAddr(ctx)
+	peerTrusted := trusted(snap.trusted, peer)
+	st.buf = appendXFF(st.buf[:0], hdr.Peek("X-Forwarded-For"), peerTrusted, peer)
+	hdr.SetBytesV("X-Forwarded-For", st.buf)
+	if !peerTrusted || len(hdr.Peek("X-Forwarded-Proto")) == 0 {
+		if ctx.IsTLS() || lv.cfg.TLS {
+			hdr.Set("X-Forwarded-Proto", "https")
+		} else {
+			hdr.Set("X-Forwarded-Proto", "http")
+		}
+	}
+	if !peerTrusted || len(hdr.Peek("X-Forwarded-Host")) == 0 {
+		hdr.SetBytesV("X-Forwarded-Host", hdr.Host())
+	}
+	if !ValidTraceparent(hdr.Peek("traceparent")) {
+		// W3C Trace Context §3.3: without a valid traceparent, tracestate
+		// is meaningless.
+		hdr.Del("tracestate")
+		st.buf = h.p.ids.appendTraceparent(st.buf[:0])
+		hdr.SetBytesV("traceparent", st.buf)
+	}
+	for _, name := range cr.reqDel {
+		hdr.DelBytes(name)
+	}
+	for _, a := range cr.reqAdd {
+		hdr.SetBytesKV(a.k, a.v)
+	}
+
+	// The request line carries the path the edge routed on, re-escaped, so
+	// the upstream decodes exactly what was matched, minus the stripped prefix.
+	path := ctx.Path()
+	if cr.stripLen > 0 {
+		path = path[cr.stripLen:]
+		if len(path) == 0 || path[0] != '/' {
+			st.buf = append(st.buf[:0], '/')
+			st.buf = append(st.buf, path...)
+			path = st.buf
+		}
+	}
+	uri := ctx.URI()
+	st.buf = appendEscapedPath(st.buf[len(st.buf):], path)
+	uri.SetPathBytes(st.buf)
+	ctx.Request.UseHostHeader = true
+	hdr.SetProtocol("HTTP/1.1")
+}
+
+// forward sends the request to the route's pool, retrying on another
+// endpoint when that is safe, and hands the response to the client.
+func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool) {
+	p, pv, cr := h.p, st.pool, st.route
+	deadline := st.start.Add(cr.timeout)
+	hash := h.hashKey(ctx, pv)
+	idem := idempotent(ctx.Method())
+	var tried lb.Tried
+	for {
+		ep, err := pv.lb.Pick(hash, &tried)
+		if err != nil {
+			if errors.Is(err, lb.ErrOverloaded) {
+				h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeUpstreamOverloaded, "upstream pool is at its connection limit")
+			} else {
+				h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeNoHealthyUpstream, "no healthy upstream endpoint")
+			}
+			return
+		}
+		st.ep, st.up = ep, pv.ups[ep.Index]
+		if st.upResp == nil {
+			st.upResp = fasthttp.AcquireResponse()
+		}
+		err = st.up.hc.DoDeadline(&ctx.Request, st.upResp, deadline)
+		if err == nil {
+			h.respond(ctx, st)
+			return
+		}
+
+		fail := classify(err)
+		outcome := lb.Reset
+		switch fail {
+		case failConnect:
+			outcome = lb.ConnectFailure
+		case failTimeout:
+			outcome = lb.Timeout
+		case failOverloaded, failClient, failBodyTooLarge:
+			outcome = lb.Canceled // says nothing about the endpoint
+		}
+		pv.lb.Done(ep, outcome, p.opts.Now())
+		st.up.codes.inc(0)
+		st.ep, st.up = nil, nil
+
+		retryable := fail == failConnect || fail == failReset && idem && buffered
+		if retryable && tried.Attempts() <= pv.lb.Config().Retries && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
+			continue
+		}
+		switch fail {
+		case failTimeout:
+			h.reject(ctx, st, fasthttp.StatusGatewayTimeout, CodeUpstreamTimeout, "upstream did not answer in time")
+		case failOverloaded:
+			h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeUpstreamOverloaded, "upstream endpoint is at its connection limit")
+		case failBodyTooLarge:
+			ctx.SetConnectionClose()
+			h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
+		case failClient:
+			ctx.SetConnectionClose()
+			h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "request body could not be read")
+		default:
+			h.reject(ctx, st, fasthttp.StatusBadGateway, CodeUpstreamError, "upstream connection failed")
+		}
+		return
+	}
+}
+
+// respond passes a response that arrived from an endpoint to the client.
+// The upstream response is a separate object because fasthttp can only hand
+// a body stream over by closing it: its headers are copied over and its body
+// stream is relayed through st.
+func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
+	resp := &ctx.Response
+	st.upResp.Header.CopyTo(&resp.Header)
+	st.status = resp.StatusCode()
+	st.outcome = lb.Success
+	if st.status == fasthttp.StatusBadGateway || st.status == fasthttp.StatusServiceUnavailable || st.status == fasthttp.StatusGatewayTimeout {
+		st.outcome = lb.Failure5xx
+	}
+	st.up.codes.inc(st.status)
+	stripHopByHopResponse(&resp.Header)
+	resp.Header.SetBytesV("X-Request-ID", st.id)
+	for _, name := range st.route.respDel {
+		resp.Header.DelBytes(name)
+	}
+	for _, a := range st.route.respAdd {
+		resp.Header.SetBytesKV(a.k, a.v)
+	}
+	if body := st.upResp.BodyStream(); body != nil {
+		// The body streams after the handler returns; the request is done,
+		// and its endpoint free, when fasthttp closes the stream.
+		st.body = body
+		st.rec = h.beginLog(ctx, st)
+		resp.SetBodyStream(st, resp.Header.ContentLength())
+		return
+	}
+	// No body (HEAD, 204, 304).
+	st.rec = h.beginLog(ctx, st)
+	h.finish(st, 0)
+}
+
+// Read passes the upstream's body to the client, counting it.
+func (st *reqState) Read(b []byte) (int, error) {
+	n, err := st.body.Read(b)
+	st.sent += int64(n)
+	return n, err
+}
+
+// CloseWithError is called by fasthttp once the body is written (err nil) or
+// the write failed; it releases the upstream connection (discarding it if
+// the body was not fully relayed) and finishes the request.
+func (st *reqState) CloseWithError(err error) error {
+	var cerr error
+	switch b := st.body.(type) {
+	case fasthttp.ReadCloserWithError:
+		cerr = b.CloseWithError(err)
+	case io.Closer:
+		cerr = b.Close()
+	}
+	if err != nil {
+		st.outcome = lb.Canceled
+	}
+	st.h.finish(st, st.sent)
+	return cerr
+}
+
+// reject answers with an error produced by the edge itself. st is released.
+func (h *handler) reject(ctx *fasthttp.RequestCtx, st *reqState, status int, code, msg string) {
+	h.rejectWith(ctx, st, status, code, msg, "", nil)
+}
+
+// rejectWith is reject with one extra response header (Allow, Retry-After).
+func (h *handler) rejectWith(ctx *fasthttp.RequestCtx, st *reqState, status int, code, msg, hdrName string, hdrValue []byte) {
+	st.buf = writeError(ctx, status, code, msg, st.id, st.buf)
+	if hdrName != "" {
+		ctx.Response.Header.SetBytesV(hdrName, hdrValue)
+	}
+	st.status = status
+	st.rec = h.beginLog(ctx, st)
+	st.rec.String("error", code)
+	h.finish(st, int64(len(ctx.Response.Body())))
+}
+
+// beginLog formats the access-log fields known when the response starts.
+func (h *handler) beginLog(ctx *fasthttp.RequestCtx, st *reqState) *accesslog.Record {
+	al := h.p.opts.AccessLog
+	if al == nil {
+		return nil
+	}
+	r := al.Begin(st.start).
+		Str("request_id", st.id).
+		Str("client_ip", clientIPForLog(ctx, h.p.snap.Load(), st.buf[:0])).
+		Str("method", ctx.Method()).
+		Str("host", ctx.Host()).
+		Str("path", ctx.Path()).
+		String("listener", h.listener).
+		Int("status", int64(st.status)).
+		Int("bytes_in", int64(max(ctx.Request.Header.ContentLength(), 0)))
+	if st.route != nil {
+		r.String("route", st.route.name)
+	}
+	if st.pool != nil {
+		r.String("pool", st.pool.name)
+	}
+	if st.ep != nil {
+		r.String("endpoint", st.up.label).Int("upstream_status", int64(st.status))
+	}
+	return r
+}
+
+// finish records a request's metrics and access log and releases its state
+// and endpoint. It runs once per request, in the handler for buffered
+// responses and when the body stream closes for streamed ones.
+func (h *handler) finish(st *reqState, bytesOut int64) {
+	p := h.p
+	now := p.opts.Now()
+	dur := now.Sub(st.start)
+	if st.ep != nil {
+		st.pool.lb.Done(st.ep, st.outcome, now)
+	}
+	if st.route != nil {
+		st.route.codes.inc(st.status)
+		st.route.duration.Observe(dur)
+	} else if lv := p.snap.Load().listeners[h.listener]; lv != nil {
+		lv.notFound.inc(st.status)
+	}
+	if st.rec != nil {
+		st.rec.Int("bytes_out", bytesOut).Int("duration_us", dur.Microseconds())
+		p.opts.AccessLog.Finish(st.rec)
+	}
+	if st.upResp != nil {
+		fasthttp.ReleaseResponse(st.upResp)
+	}
+	releaseState(st)
+}
+
+// serveError answers requests fasthttp could not parse.
+func (h *handler) serveError(ctx *fasthttp.RequestCtx, err error) {
+	st := h.acquireState(time.Now())
+	st.id = h.p.ids.appendRequestID(st.id[:0])
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		h.reject(ctx, st, fasthttp.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge, "request headers are over the limit")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
+	case errors.As(err, &ne) && ne.Timeout():
+		h.reject(ctx, st, fasthttp.StatusRequestTimeout, CodeRequestTimeout, "request was not received in time")
+	default:
+		h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "malformed request")
+	}
+}
+
+func (h *handler) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, lv *listenerView) {
+	host := ctx.Host()
+	if i := lastColonOutsideBrackets(host); i >= 0 {
+		host = host[:i]
+	}
+	if len(host) == 0 || !validHost(host) {
+		h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "a redirect needs a valid Host header")
+		return
+	}
+	loc := append(st.buf[:0], "https://"...)
+	loc = append(loc, host...)
+	if port := lv.cfg.HTTPSPort; port != 0 && port != 443 {
+		loc = append(loc, ':')
+		loc = strconv.AppendInt(loc, int64(port), 10)
+	}
+	loc = append(loc, ctx.RequestURI()...)
+	st.buf = loc
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(fasthttp.StatusPermanentRedirect)
+	ctx.Response.Header.SetBytesV("Location", loc)
+	ctx.Response.Header.SetBytesV("X-Request-ID", st.id)
+	st.status = fasthttp.StatusPermanentRedirect
+	st.rec = h.beginLog(ctx, st)
+	h.finish(st, 0)
+}
+
+func lastColonOutsideBrackets(host []byte) int {
+	for i := len(host) - 1; i >= 0; i-- {
+		switch host[i] {
+		case ':':
+			return i
+		case ']':
+			return -1
+		}
+	}
+	return -1
+}
+
+// validHost accepts host names and IP literals (RFC 3986 §3.2.2 reg-name
+// without percent-encoding, or a bracketed IPv6 literal).
+func validHost(h []byte) bool {
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '[' || c == ']' || c == ':' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hashKey computes the consistent-hash key of a request for pools that
+// balance by hash; other pools ignore it.
+func (h *handler) hashKey(ctx *fasthttp.RequestCtx, pv *poolView) uint64 {
+	cfg := pv.lb.Config()
+	if cfg.Balance != lb.ConsistentHash {
+		return 0
+	}
+	switch cfg.HashOn.Kind {
+	case lb.HashHeader:
+		return lb.Hash(ctx.Request.Header.Peek(cfg.HashOn.Name))
+	case lb.HashCookie:
+		return lb.Hash(ctx.Request.Header.Cookie(cfg.HashOn.Name))
+	case lb.HashSNI:
+		if cs := ctx.TLSConnectionState(); cs != nil {
+			return lb.HashString(cs.ServerName)
+		}
+		return lb.Hash(ctx.Host())
+	default:
+		a := realClient(ctx, h.p.snap.Load())
+		b := a.As16()
+		return lb.Hash(b[:])
+	}
+}
+
+// peerAddr is the address of the connection's other end (after PROXY
+// protocol, which l4 applies to the connection's RemoteAddr).
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	switch a := ctx.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(ctx.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// realClient is the client as the edge believes it: the peer, or from a
+// trusted peer the first untrusted address of X-Forwarded-For.
+func realClient(ctx *fasthttp.RequestCtx, snap *snapshot) netip.Addr {
+	peer := peerAddr(ctx)
+	if !trusted(snap.trusted, peer) {
+		return peer
+	}
+	return clientFromXFF(ctx.Request.Header.Peek("X-Forwarded-For"), snap.trusted, peer)
+}
+
+func clientIPForLog(ctx *fasthttp.RequestCtx, snap *snapshot, dst []byte) []byte {
+	a := realClient(ctx, snap)
+	if !a.IsValid() {
+		return dst
+	}
+	return a.AppendTo(dst)
+}
+
+// idempotent reports the methods RFC 9110 §9.2.2 calls idempotent, which a
+// proxy may repeat after a failure.
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}

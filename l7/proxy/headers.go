@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHop are the headers that describe one connection, not the message
+// (RFC 9110 §7.6.1), plus the Proxy-* family and Keep-Alive that older
+// agents send. A proxy must not forward them. Transfer-Encoding and the
+// Connection: close flag are framing that fasthttp manages itself.
+var hopByHop = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"TE", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// maxConnectionTokens bounds the headers a Connection header may name for
+// removal; more than this is an abuse, and the rest are left alone.
+const maxConnectionTokens = 16
+
+// forEachConnectionToken calls fn with each token of a Connection header
+// value (a comma-separated list, RFC 9110 §7.6.1), trimmed of spaces.
+func forEachConnectionToken(v []byte, fn func(tok []byte)) {
+	n := 0
+	for len(v) > 0 && n < maxConnectionTokens {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 {
+			fn(tok)
+			n++
+		}
+	}
+}
+
+// stripHopByHopRequest removes hop-by-hop headers, and every header the
+// Connection header names, from a request about to go upstream.
+func stripHopByHopRequest(h *fasthttp.RequestHeader) {
+	if v := h.Peek("Connection"); len(v) > 0 {
+		forEachConnectionToken(v, func(tok []byte) {
+			// Never let a client strip the proxy's own headers by naming them.
+			if !protectedRequestHeader(tok) {
+				h.DelBytes(tok)
+			}
+		})
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	h.ResetConnectionClose()
+}
+
+// protectedRequestHeader reports headers a client may name in Connection
+// without effect: the edge sets them after the hop-by-hop pass, and the
+// framing headers fasthttp manages.
+func protectedRequestHeader(k []byte) bool {
+	for _, p := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id", "Host", "Content-Length"} {
+		if bytes.EqualFold(k, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripHopByHopResponse does the same for a response coming back.
+func stripHopByHopResponse(h *fasthttp.ResponseHeader) {
+	if v := h.Peek("Connection"); len(v) > 0 {
+		forEachConnectionToken(v, func(tok []byte) {
+			if !bytes.EqualFold(tok, []byte("Content-Length")) && !bytes.EqualFold(tok, []byte("X-Request-Id")) {
+				h.DelBytes(tok)
+			}
+		})
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	h.ResetConnectionClose()
+}
+
+// trusted reports whether addr is in one of prefixes.
+func trusted(prefixes []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendXFF builds the X-Forwarded-For value to send upstream: the incoming
+// value only when the peer is a trusted proxy (otherwise a client could
+// claim any address), then the peer's address.
+func appendXFF(dst, incoming []byte, peerTrusted bool, peer netip.Addr) []byte {
+	if peerTrusted && len(incoming) > 0 {
+		dst = append(dst, incoming...)
+		dst = append(dst, ", "...)
+	}
+	return peer.AppendTo(dst)
+}
+
+// clientFromXFF returns the real client of a request that came through
+// trusted proxies: walking X-Forwarded-For from the right, the first address
+// that is not itself a trusted proxy (the way nginx's real_ip_recursive and
+// Envoy's xff_trusted_hops pick it). It returns peer when the header holds
+// no usable address.
+func clientFromXFF(xff []byte, prefixes []netip.Prefix, peer netip.Addr) netip.Addr {
+	client := peer
+	for len(xff) > 0 {
+		var part []byte
+		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
+			part, xff = xff[i+1:], xff[:i]
+		} else {
+			part, xff = xff, nil
+		}
+		a, err := netip.ParseAddr(string(bytes.TrimSpace(part)))
+		if err != nil {
+			return client
+		}
+		client = a.Unmap()
+		if !trusted(prefixes, client) {
+			return client
+		}
+	}
+	return client
+}
+
+// pathSafe marks the bytes RFC 3986 allows unescaped in a path: unreserved,
+// sub-delims, ':', '@' and '/'.
+var pathSafe = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~!$&'()*+,;=:@/" {
+		t[c] = true
+	}
+	return t
+}()
+
+// appendEscapedPath percent-encodes a decoded, normalized path for the
+// request line, so that what the upstream decodes is exactly the path the
+// edge routed on (a '%' becomes "%25" and is not decoded twice).
+func appendEscapedPath(dst, path []byte) []byte {
+	for _, c := range path {
+		if pathSafe[c] {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', "0123456789ABCDEF"[c>>4], "0123456789ABCDEF"[c&0xf])
+	}
+	return dst
+}
