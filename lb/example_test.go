@@ -49,7 +49,7 @@ func ExamplePool() {
 		if err := send(e); err != nil {
 			pool.Done(e, lb.ConnectFailure, time.Now())
 			fmt.Println(e.Name, "failed:", err)
-			if tried.Attempts() <= pool.Config().Retries && pool.AllowRetry() {
+			if tried.Attempts() <= pool.Retries() && pool.AllowRetry() {
 				continue
 			}
 			fmt.Println("502")

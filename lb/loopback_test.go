@@ -81,7 +81,7 @@ func roundTrip(p *Pool, hash uint64, idempotent bool) error {
 		conn, err := net.DialTimeout("tcp", e.Addr, time.Second)
 		if err != nil {
 			p.Done(e, ConnectFailure, time.Now())
-			if tried.Attempts() <= p.Config().Retries && p.AllowRetry() {
+			if tried.Attempts() <= p.Retries() && p.AllowRetry() {
 				continue
 			}
 			return err
@@ -94,7 +94,7 @@ func roundTrip(p *Pool, hash uint64, idempotent bool) error {
 		conn.Close()
 		if err != nil {
 			p.Done(e, Reset, time.Now())
-			if idempotent && tried.Attempts() <= p.Config().Retries && p.AllowRetry() {
+			if idempotent && tried.Attempts() <= p.Retries() && p.AllowRetry() {
 				continue
 			}
 			return err

@@ -208,3 +208,14 @@ func FuzzParseHashOn(f *testing.F) {
 		}
 	})
 }
+
+func TestPoolAccessors(t *testing.T) {
+	h := HashOn{Kind: HashCookie, Name: "sid"}
+	p := mustPool(t, Config{Endpoints: endpoints(2), Balance: ConsistentHash, HashOn: h, Retries: 2})
+	if p.Name() != "app" || p.Balance() != ConsistentHash || p.HashOn() != h || p.Retries() != 2 || len(p.Endpoints()) != 2 {
+		t.Errorf("accessors: %q %q %v %d %d", p.Name(), p.Balance(), p.HashOn(), p.Retries(), len(p.Endpoints()))
+	}
+	if s := p.Endpoints()[0].String(); s != "pod-0=10.0.0.1:8080" {
+		t.Errorf("String() = %q", s)
+	}
+}

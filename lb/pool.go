@@ -113,7 +113,7 @@ type Tried struct {
 func (t *Tried) Has(e *Endpoint) bool { return t.has(e.Index) }
 
 // Attempts returns how many endpoints Pick has returned for this request. Before a retry,
-// callers check Attempts() <= Pool.Config().Retries and Pool.AllowRetry().
+// callers check Attempts() <= Pool.Retries() and Pool.AllowRetry().
 func (t *Tried) Attempts() int { return int(t.n) }
 
 func (t *Tried) has(i int) bool { return t != nil && t.mask&(1<<(uint(i)&63)) != 0 }
@@ -281,6 +281,15 @@ func (p *Pool) Name() string { return p.name }
 // Config returns the pool's configuration with every default filled in. The Endpoints slice
 // is shared and must not be modified.
 func (p *Pool) Config() Config { return p.cfg }
+
+// Balance returns the pool's policy (Config().Balance without copying the Config).
+func (p *Pool) Balance() Policy { return p.cfg.Balance }
+
+// HashOn returns what callers hash for a ConsistentHash pool (Config().HashOn without copying the Config).
+func (p *Pool) HashOn() HashOn { return p.cfg.HashOn }
+
+// Retries returns how many retries a request may make (Config().Retries without copying the Config).
+func (p *Pool) Retries() int { return p.cfg.Retries }
 
 // Endpoints returns the pool's endpoints, in configuration order (Endpoint.Index is the
 // position). The slice is shared and must not be modified.
