@@ -1021,3 +1021,40 @@ func TestExtremeWeights(t *testing.T) {
 		}
 	}
 }
+
+// A transition made through the old generation (a late Done or check) is seen by the new one
+// at once through the shared endpoint state, even before its own Tick recomputes panic mode.
+func TestCrossGenerationTransitions(t *testing.T) {
+	for _, pol := range []Policy{RoundRobin, LeastRequest, Random, ConsistentHash} {
+		old := mustPool(t, Config{Endpoints: endpoints(2), Balance: pol})
+		next, err := NewPool("app", Config{Endpoints: endpoints(2), Balance: pol}, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.RecordCheck(old.Endpoints()[0], errors.New("down"), t0)
+		for k := range 20 {
+			if got := pickDone(t, next, uint64(k)); got != 1 {
+				t.Fatalf("%s: new generation picked %d, down in the old one", pol, got)
+			}
+		}
+		old.RecordCheck(old.Endpoints()[1], errors.New("down"), t0)
+		if next.Panicking() {
+			t.Fatalf("%s: new generation entered panic before its own Tick", pol)
+		}
+		// Nothing healthy: Pick fails open anyway, and Tick catches up.
+		var tr Tried
+		if _, err := next.Pick(7, &tr); err != nil {
+			t.Errorf("%s: all down through the old generation: %v", pol, err)
+		}
+		if _, err := next.Pick(7, &tr); err != nil {
+			t.Errorf("%s: all down and the other endpoint tried: %v", pol, err)
+		}
+		if _, err := next.Pick(7, &tr); err != nil {
+			t.Errorf("%s: all down and all tried: %v", pol, err)
+		}
+		next.Tick(at(time.Second))
+		if !next.Panicking() {
+			t.Errorf("%s: Tick did not enter panic mode", pol)
+		}
+	}
+}
