@@ -196,10 +196,15 @@ func TestWatchSwapsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	a := newTestCert(t, dir, "a", "example.com")
 	b := newTestCert(t, t.TempDir(), "b", "example.com")
-	reloads := make(chan error, 16)
+	reloads := make(chan error, 64)
 	term := mustNew(t, Config{
 		Certificates: []Certificate{a.config()},
-		OnReload:     func(err error) { reloads <- err },
+		OnReload: func(err error) {
+			select {
+			case reloads <- err:
+			default: // never block Watch; the test drains long before 64
+			}
+		},
 	})
 	srv := serve(t, term)
 	client := &tls.Config{ServerName: "example.com", InsecureSkipVerify: true}
@@ -222,7 +227,12 @@ func TestWatchSwapsCertificate(t *testing.T) {
 	}
 
 	// A broken file is reported once and not retried until it changes again.
-	if err := os.WriteFile(a.certFile, []byte("garbage"), 0o644); err != nil {
+	// It is renamed into place so Watch sees no truncated intermediate state.
+	tmp := filepath.Join(dir, "garbage.tmp")
+	if err := os.WriteFile(tmp, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, a.certFile); err != nil {
 		t.Fatal(err)
 	}
 	select {
