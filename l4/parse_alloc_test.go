@@ -45,3 +45,28 @@ func TestParseProxyHeaderAllocs(t *testing.T) {
 		t.Errorf("AppendProxyV2: %v allocs, want 0", n)
 	}
 }
+
+func TestClassifyAllocs(t *testing.T) {
+	hello := goClientHello(t, &tls.Config{ServerName: "db.example.com"})
+	head := []byte("GET /app/dashboard HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n")
+	env, scratch := classifyFixture(t)
+	for name, tc := range map[string]struct {
+		set  *settings
+		data []byte
+		want verdict
+	}{
+		"http-head":   {env.httpSet, head, deliver},
+		"tls-deliver": {env.tlsSet, goClientHello(t, &tls.Config{ServerName: "example.com"}), deliver},
+		"tls-relay":   {env.tlsSet, hello, relay},
+	} {
+		var fb firstBytes
+		if n := testing.AllocsPerRun(100, func() {
+			fb.init(env.l, tc.set, netip.MustParseAddrPort("203.0.113.7:1"), slot{})
+			if v := fb.classify(tc.data, &scratch); v != tc.want {
+				t.Fatalf("%s: verdict %d, want %d", name, v, tc.want)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocs per classify, want 0", name, n)
+		}
+	}
+}
