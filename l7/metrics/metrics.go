@@ -78,6 +78,7 @@ const (
 	kindCounter kind = iota
 	kindHistogram
 	kindGauge
+	kindCounterFunc
 )
 
 // family is one metric name with its labelled series.
@@ -176,9 +177,13 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	families := slices.Clone(r.families)
 	r.mu.Unlock()
 	for _, f := range families {
-		if f.kind == kindGauge {
+		if f.kind == kindGauge || f.kind == kindCounterFunc {
+			vt := prometheus.GaugeValue
+			if f.kind == kindCounterFunc {
+				vt = prometheus.CounterValue
+			}
 			f.gauge(func(v float64, labelValues ...string) {
-				ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, v, labelValues...)
+				ch <- prometheus.MustNewConstMetric(f.desc, vt, v, labelValues...)
 			})
 			continue
 		}
@@ -207,4 +212,11 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// CounterFunc defines a counter family whose values are read at scrape time
+// from counts kept elsewhere (l4's per-listener atomics): fn calls emit once
+// per series with the current total.
+func (r *Registry) CounterFunc(name, help string, fn func(emit func(v float64, labelValues ...string)), labels ...string) {
+	r.add(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: kindCounterFunc, gauge: fn})
 }

@@ -70,12 +70,12 @@ func appendErrorBody(dst []byte, code, msg string, requestID []byte) []byte {
 type upstreamFailure uint8
 
 const (
-	failConnect upstreamFailure = iota + 1 // never connected: safe to retry anywhere
-	failTimeout                            // no response within the deadline
-	failReset                              // connection broke after the request was (maybe) sent
-	failOverloaded                         // the endpoint's connection limit is reached
-	failClient                             // the client's side failed (its body stream broke)
-	failBodyTooLarge                       // the client's streamed body went over the limit
+	failConnect      upstreamFailure = iota + 1 // never connected: safe to retry anywhere
+	failTimeout                                 // no response within the deadline
+	failReset                                   // connection broke after the request was (maybe) sent
+	failOverloaded                              // the endpoint's connection limit is reached
+	failClient                                  // the client's side failed (its body stream broke)
+	failBodyTooLarge                            // the client's streamed body went over the limit
 )
 
 // dialError marks errors from the upstream dialer, so a failure to connect

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -188,6 +190,7 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 	uri := ctx.URI()
 	st.buf = appendEscapedPath(st.buf[len(st.buf):], path)
 	uri.SetPathBytes(st.buf)
+	uri.SetScheme("http") // the hop to the pod is plaintext, whatever the client used
 	ctx.Request.UseHostHeader = true
 	hdr.SetProtocol("HTTP/1.1")
 }
@@ -221,6 +224,9 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 		}
 
 		fail := classify(err)
+		if p.opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+			p.opts.Logger.Debug("upstream exchange failed", "pool", pv.name, "endpoint", st.up.label, "error", err.Error(), "request_id", string(st.id))
+		}
 		outcome := lb.Reset
 		switch fail {
 		case failConnect:
@@ -235,7 +241,7 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 		st.ep, st.up = nil, nil
 
 		retryable := fail == failConnect || fail == failReset && idem && buffered
-		if retryable && tried.Attempts() <= pv.lb.Config().Retries && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
+		if retryable && tried.Attempts() <= pv.lb.Retries() && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
 			continue
 		}
 		switch fail {
@@ -455,15 +461,15 @@ func validHost(h []byte) bool {
 // hashKey computes the consistent-hash key of a request for pools that
 // balance by hash; other pools ignore it.
 func (h *handler) hashKey(ctx *fasthttp.RequestCtx, pv *poolView) uint64 {
-	cfg := pv.lb.Config()
-	if cfg.Balance != lb.ConsistentHash {
+	if pv.lb.Balance() != lb.ConsistentHash {
 		return 0
 	}
-	switch cfg.HashOn.Kind {
+	on := pv.lb.HashOn()
+	switch on.Kind {
 	case lb.HashHeader:
-		return lb.Hash(ctx.Request.Header.Peek(cfg.HashOn.Name))
+		return lb.Hash(ctx.Request.Header.Peek(on.Name))
 	case lb.HashCookie:
-		return lb.Hash(ctx.Request.Header.Cookie(cfg.HashOn.Name))
+		return lb.Hash(ctx.Request.Header.Cookie(on.Name))
 	case lb.HashSNI:
 		if cs := ctx.TLSConnectionState(); cs != nil {
 			return lb.HashString(cs.ServerName)

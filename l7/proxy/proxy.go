@@ -524,9 +524,9 @@ func (p *Proxy) Server(listener string) *fasthttp.Server {
 	}
 }
 
-// HealthChecker returns an lb.Checker that GETs path on each endpoint and
+// NewHealthChecker returns an lb.Checker that GETs path on each endpoint and
 // passes it when the status is expect (or any 2xx when expect is 0).
-func (p *Proxy) HealthChecker(path string, expect int) lb.Checker {
+func NewHealthChecker(path string, expect int) lb.Checker {
 	return &httpChecker{path: path, expect: expect, ua: "edge-health-check"}
 }
 

@@ -128,7 +128,7 @@ func startEdge(t testing.TB, opts Options, cfg Config) *edge {
 		t.Fatal(err)
 	}
 	srv := p.Server(cfg.Listeners[0].Name)
-	go srv.Serve(ln) //nolint:errcheck
+	go srv.Serve(ln)                     //nolint:errcheck
 	t.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	return &edge{p: p, addr: ln.Addr().String(), log: logBuf}
 }

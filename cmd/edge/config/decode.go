@@ -354,3 +354,6 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// MarshalYAML renders the endpoint as written (used by /config).
+func (e Endpoint) MarshalYAML() (any, error) { return e.Value, nil }

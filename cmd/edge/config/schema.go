@@ -7,14 +7,14 @@ package config
 
 // File is a whole configuration file.
 type File struct {
-	Pos
+	Pos `yaml:"-"`
 	// Admin is the admin listener's address (metrics, health, /config). Empty
 	// disables it. Never one of the public listeners.
 	Admin string `yaml:"admin"`
 	// TrustedProxies are the CIDRs (or single IPs) whose X-Forwarded-For and
 	// PROXY protocol headers are believed.
-	TrustedProxies []string `yaml:"trusted_proxies"`
-	Tuning         Tuning   `yaml:"tuning"`
+	TrustedProxies []string              `yaml:"trusted_proxies"`
+	Tuning         Tuning                `yaml:"tuning"`
 	Listeners      []Listener            `yaml:"listeners"`
 	Pools          map[string]*Pool      `yaml:"pools"`
 	JWT            map[string]*JWTPolicy `yaml:"jwt"`
@@ -27,7 +27,7 @@ type File struct {
 // with dashes (event_loops is -event-loops); a flag given on the command line
 // wins over the file. Zero means the documented default.
 type Tuning struct {
-	Pos
+	Pos              `yaml:"-"`
 	EventLoops       int      `yaml:"event_loops"`        // gnet event loops; 0 = GOMAXPROCS
 	Accept           string   `yaml:"accept"`             // gnet (default) | go: plain net.Listener, to measure the gnet hand-off
 	ReusePort        bool     `yaml:"reuse_port"`         // SO_REUSEPORT on listeners
@@ -50,7 +50,7 @@ type Tuning struct {
 
 // Listener is one public address.
 type Listener struct {
-	Pos
+	Pos     `yaml:"-"`
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
 	// TLS terminates TLS here; SNIs under Passthrough are relayed untouched.
@@ -69,7 +69,7 @@ type Listener struct {
 
 // TLS is a listener's termination settings.
 type TLS struct {
-	Pos
+	Pos                   `yaml:"-"`
 	Certificates          []Certificate `yaml:"certificates"`
 	MinVersion            string        `yaml:"min_version"`       // "1.2" (default) | "1.3"
 	CurvePreferences      []string      `yaml:"curve_preferences"` // default: Go's, X25519MLKEM768 first
@@ -81,21 +81,21 @@ type TLS struct {
 
 // Certificate is a PEM certificate chain and its key.
 type Certificate struct {
-	Pos
+	Pos  `yaml:"-"`
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 }
 
 // Passthrough relays connections whose SNI is SNI to Pool without terminating.
 type Passthrough struct {
-	Pos
+	Pos  `yaml:"-"`
 	SNI  string `yaml:"sni"`
 	Pool string `yaml:"pool"`
 }
 
 // Pool is a set of endpoints (pods) and how to balance over them.
 type Pool struct {
-	Pos
+	Pos `yaml:"-"`
 	// Endpoints are host:port or name=host:port (the name is the identity
 	// consistent hashing uses, so a pod that comes back on a new IP keeps its
 	// keys).
@@ -105,7 +105,7 @@ type Pool struct {
 	HashBalanceFactor   float64      `yaml:"hash_balance_factor"`
 	HealthCheck         *HealthCheck `yaml:"health_check"`
 	Outlier             *Outlier     `yaml:"outlier_detection"`
-	PanicThreshold      *float64     `yaml:"panic_threshold"` // percent of healthy endpoints under which all are used (default 50)
+	PanicThreshold      float64      `yaml:"panic_threshold"`  // percent of healthy endpoints under which all are used (default 0: only when none is healthy)
 	ConnectTimeout      Duration     `yaml:"connect_timeout"`  // default 1s
 	ResponseTimeout     Duration     `yaml:"response_timeout"` // default 15s
 	Retries             int          `yaml:"retries"`
@@ -124,7 +124,7 @@ type Endpoint struct {
 
 // HealthCheck is an active check of every endpoint.
 type HealthCheck struct {
-	Pos
+	Pos          `yaml:"-"`
 	Path         string   `yaml:"path"`          // HTTP GET path; empty with tcp: true means a TCP connect check
 	TCP          bool     `yaml:"tcp"`           // connect-only check
 	ExpectStatus int      `yaml:"expect_status"` // default: any 2xx
@@ -136,7 +136,8 @@ type HealthCheck struct {
 
 // Outlier is passive ejection from real traffic.
 type Outlier struct {
-	Pos
+	Pos                 `yaml:"-"`
+	Disabled            bool     `yaml:"disabled"`
 	ConsecutiveFailures int      `yaml:"consecutive_failures"` // connect failures or 5xx in a row (default 5)
 	BaseEjection        Duration `yaml:"base_ejection"`        // first ejection; doubles per repeat (default 10s)
 	MaxEjection         Duration `yaml:"max_ejection"`         // default 5m
@@ -144,7 +145,7 @@ type Outlier struct {
 
 // JWTPolicy is a named set of keys and claim rules routes refer to.
 type JWTPolicy struct {
-	Pos
+	Pos           `yaml:"-"`
 	Keys          []JWTKey          `yaml:"keys"`
 	Algorithms    []string          `yaml:"algorithms"`
 	Issuer        string            `yaml:"issuer"`
@@ -157,7 +158,7 @@ type JWTPolicy struct {
 
 // JWTKey is one key source. Exactly one of the source keys is set.
 type JWTKey struct {
-	Pos
+	Pos            `yaml:"-"`
 	JWKSURL        string   `yaml:"jwks_url"`
 	JWKSFile       string   `yaml:"jwks_file"`
 	PEMFile        string   `yaml:"pem_file"`
@@ -169,7 +170,7 @@ type JWTKey struct {
 
 // RateLimit is a named token bucket routes refer to.
 type RateLimit struct {
-	Pos
+	Pos          `yaml:"-"`
 	Key          string   `yaml:"key"` // client_ip | header:NAME | claim:NAME | route
 	Rate         float64  `yaml:"rate"`
 	Per          Duration `yaml:"per"`
@@ -183,7 +184,7 @@ type RateLimit struct {
 
 // Redis is the store for global rate limits.
 type Redis struct {
-	Pos
+	Pos      `yaml:"-"`
 	Address  string   `yaml:"address"`
 	Password string   `yaml:"password"`
 	DB       int      `yaml:"db"`
@@ -192,7 +193,8 @@ type Redis struct {
 
 // Route sends host + path prefix to a pool, through the route's checks.
 type Route struct {
-	Pos
+	Pos             `yaml:"-"`
+	Name            string       `yaml:"name"` // labels metrics and logs (default host+prefix, "*" for any host)
 	Host            string       `yaml:"host"`
 	Prefix          string       `yaml:"prefix"`
 	Pool            string       `yaml:"pool"`
@@ -211,7 +213,7 @@ type Route struct {
 
 // HeaderOps adds and removes headers.
 type HeaderOps struct {
-	Pos
+	Pos    `yaml:"-"`
 	Add    map[string]string `yaml:"add"`
 	Remove []string          `yaml:"remove"`
 }

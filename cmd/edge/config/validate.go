@@ -157,11 +157,11 @@ func validatePool(name string, p *Pool, e *Errors) {
 	if p.MaxConnsPerEndpoint < 0 || p.MaxPending < 0 {
 		e.addf(p.Line, "%s: max_conns_per_endpoint and max_pending must not be negative", path)
 	}
-	if p.PanicThreshold != nil && (*p.PanicThreshold < 0 || *p.PanicThreshold > 100) {
-		e.addf(p.At("panic_threshold"), "%s.panic_threshold: a percentage 0-100, got %g", path, *p.PanicThreshold)
+	if p.PanicThreshold < 0 || p.PanicThreshold > 100 {
+		e.addf(p.At("panic_threshold"), "%s.panic_threshold: a percentage 0-100, got %g", path, p.PanicThreshold)
 	}
-	if p.RetryBudget != nil && (*p.RetryBudget < 0 || *p.RetryBudget > 100) {
-		e.addf(p.At("retry_budget"), "%s.retry_budget: a percentage 0-100, got %g", path, *p.RetryBudget)
+	if p.RetryBudget != nil && (*p.RetryBudget <= 0 || *p.RetryBudget > 100) {
+		e.addf(p.At("retry_budget"), "%s.retry_budget: a percentage above 0 and at most 100, got %g (retries: 0 turns retries off)", path, *p.RetryBudget)
 	}
 	oneOf(e, p.At("proxy_protocol"), path+".proxy_protocol", p.ProxyProtocol, "", "v2")
 	if hc := p.HealthCheck; hc != nil {
@@ -240,9 +240,16 @@ func validateRateLimit(name string, rl *RateLimit, e *Errors) {
 func validateRoutes(f *File, listeners map[string]*Listener, e *Errors) {
 	type key struct{ host, prefix string }
 	seen := map[key]int{}
+	names := map[string]int{}
 	for i := range f.Routes {
 		r := &f.Routes[i]
 		path := fmt.Sprintf("routes[%d]", i)
+		if r.Name != "" {
+			if j, dup := names[r.Name]; dup {
+				e.addf(r.At("name"), "%s.name: %q is already the name of routes[%d]", path, r.Name, j)
+			}
+			names[r.Name] = i
+		}
 		if !strings.HasPrefix(r.Prefix, "/") {
 			e.addf(r.At("prefix"), "%s.prefix: must start with /, got %q", path, r.Prefix)
 		}

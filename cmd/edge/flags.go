@@ -1,0 +1,131 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"example.com/edge/cmd/edge/config"
+)
+
+// tuningFlags are the contract's tuning flags. Each mirrors a key of the
+// file's tuning: block (or admin:); a flag given on the command line wins
+// over the file, on start-up and on every reload.
+type tuningFlags struct {
+	fs  *flag.FlagSet
+	set map[string]bool
+
+	eventLoops, readBuf, writeBuf, maxConns, maxConnsPerIP int
+	maxHeader, upstreamMaxConns                            int
+	maxBody                                                int64
+	idle, read, write, handshake, drain                    time.Duration
+	logLevel, accessLog, logFormat, admin, accept          string
+	reusePort                                              bool
+}
+
+// defaults shown by -h; they are the components' own defaults.
+func registerTuning(fs *flag.FlagSet) *tuningFlags {
+	t := &tuningFlags{fs: fs}
+	fs.IntVar(&t.eventLoops, "event-loops", 0, "gnet event loops accepting connections (0 = GOMAXPROCS)")
+	fs.IntVar(&t.readBuf, "read-buffer-size", 0, "per-connection read buffer in bytes; also caps the request head (0 = max-header-bytes)")
+	fs.IntVar(&t.writeBuf, "write-buffer-size", 4096, "per-connection write buffer in bytes")
+	fs.IntVar(&t.maxConns, "max-conns", 100000, "open client connections, all listeners together")
+	fs.IntVar(&t.maxConnsPerIP, "max-conns-per-ip", 0, "open client connections per source IP (0 = unlimited)")
+	fs.DurationVar(&t.idle, "idle-timeout", 60*time.Second, "close keep-alive connections idle this long")
+	fs.DurationVar(&t.read, "read-timeout", 10*time.Second, "time to receive a whole request, head and body (slowloris guard)")
+	fs.DurationVar(&t.write, "write-timeout", 0, "time to send a whole response (0 = none, so large downloads stream)")
+	fs.DurationVar(&t.handshake, "handshake-timeout", 10*time.Second, "time to receive a ClientHello or first request head")
+	fs.DurationVar(&t.drain, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.IntVar(&t.maxHeader, "max-header-bytes", 16384, "request head limit in bytes; 431 beyond")
+	fs.Int64Var(&t.maxBody, "max-body-bytes", 10<<20, "request body limit in bytes for routes without their own; 413 beyond")
+	fs.IntVar(&t.upstreamMaxConns, "upstream-max-conns", 1024, "connections per upstream endpoint (a pool's max_conns_per_endpoint wins)")
+	fs.StringVar(&t.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&t.accessLog, "access-log", "-", "access log: a file path, - for stdout, or off")
+	fs.StringVar(&t.logFormat, "log-format", "json", "format of edge's own log lines: json or text")
+	fs.StringVar(&t.admin, "admin", "", "admin listener address for /metrics, /healthz, /readyz, /config (overrides the file's admin:)")
+	fs.StringVar(&t.accept, "accept", "gnet", "how connections are accepted: gnet event loops, or go (net.Listener; to measure the gnet hand-off)")
+	fs.BoolVar(&t.reusePort, "reuse-port", false, "set SO_REUSEPORT on listeners")
+	return t
+}
+
+// parsed records which flags the command line set; call after fs.Parse.
+func (t *tuningFlags) parsed() {
+	t.set = map[string]bool{}
+	t.fs.Visit(func(f *flag.Flag) { t.set[f.Name] = true })
+}
+
+// apply writes the flags the command line set over the file's values.
+func (t *tuningFlags) apply(f *config.File) {
+	tu := &f.Tuning
+	for name := range t.set {
+		switch name {
+		case "event-loops":
+			tu.EventLoops = t.eventLoops
+		case "read-buffer-size":
+			tu.ReadBufferSize = t.readBuf
+		case "write-buffer-size":
+			tu.WriteBufferSize = t.writeBuf
+		case "max-conns":
+			tu.MaxConns = t.maxConns
+		case "max-conns-per-ip":
+			tu.MaxConnsPerIP = t.maxConnsPerIP
+		case "idle-timeout":
+			tu.IdleTimeout = config.Duration(t.idle)
+		case "read-timeout":
+			tu.ReadTimeout = config.Duration(t.read)
+		case "write-timeout":
+			tu.WriteTimeout = config.Duration(t.write)
+		case "handshake-timeout":
+			tu.HandshakeTimeout = config.Duration(t.handshake)
+		case "drain-timeout":
+			tu.DrainTimeout = config.Duration(t.drain)
+		case "max-header-bytes":
+			tu.MaxHeaderBytes = t.maxHeader
+		case "max-body-bytes":
+			tu.MaxBodyBytes = t.maxBody
+		case "upstream-max-conns":
+			tu.UpstreamMaxConns = t.upstreamMaxConns
+		case "log-level":
+			tu.LogLevel = t.logLevel
+		case "access-log":
+			tu.AccessLog = t.accessLog
+		case "log-format":
+			tu.LogFormat = t.logFormat
+		case "admin":
+			f.Admin = t.admin
+		case "accept":
+			tu.Accept = t.accept
+		case "reuse-port":
+			tu.ReusePort = t.reusePort
+		}
+	}
+}
+
+// check validates flag values the way the file's are validated.
+func (t *tuningFlags) check() error {
+	oneOf := func(name, v string, ok ...string) error {
+		for _, o := range ok {
+			if v == o {
+				return nil
+			}
+		}
+		return fmt.Errorf("edge: -%s: %q is not one of %v", name, v, ok)
+	}
+	if err := oneOf("log-level", t.logLevel, "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	if err := oneOf("log-format", t.logFormat, "json", "text"); err != nil {
+		return err
+	}
+	if err := oneOf("accept", t.accept, "gnet", "go"); err != nil {
+		return err
+	}
+	for name, v := range map[string]int64{"event-loops": int64(t.eventLoops), "read-buffer-size": int64(t.readBuf),
+		"write-buffer-size": int64(t.writeBuf), "max-conns": int64(t.maxConns), "max-conns-per-ip": int64(t.maxConnsPerIP),
+		"max-header-bytes": int64(t.maxHeader), "max-body-bytes": t.maxBody, "upstream-max-conns": int64(t.upstreamMaxConns)} {
+		if v < 0 {
+			return fmt.Errorf("edge: -%s: must not be negative, got %d", name, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,521 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"example.com/edge/cmd/edge/config"
+	"example.com/edge/l4"
+	"example.com/edge/l7/accesslog"
+	"example.com/edge/l7/metrics"
+	"example.com/edge/l7/proxy"
+	"example.com/edge/tlsterm"
+)
+
+// edgeRuntime is a running edge: the l4 server accepting on every listener,
+// one fasthttp server per HTTP listener fed from l4, the L7 engine, the pools'
+// health checks, TLS terminators and the admin listener. Reload swaps what can
+// change under open connections; Shutdown drains.
+type edgeRuntime struct {
+	path  string
+	flags *tuningFlags
+	log   *slog.Logger
+	out   io.Writer
+
+	reg     *metrics.Registry
+	access  *accesslog.Logger
+	engine  *proxy.Proxy
+	l4      *l4.Server
+	servers map[string]*fasthttp.Server
+	admin   *adminServer
+	serveWG sync.WaitGroup
+
+	mu       sync.Mutex // serializes reload and shutdown
+	cur      atomic.Pointer[plan]
+	term     map[string]*terminator // by listener name
+	poolsCtx context.Context
+	stop     context.CancelFunc
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	reloads  *metrics.CounterVec
+	tlsHS    *metrics.CounterVec
+}
+
+// terminator is a listener's TLS terminator and its file watcher.
+type terminator struct {
+	t      *tlsterm.Terminator
+	cancel context.CancelFunc
+}
+
+func (rt *edgeRuntime) drainTimeout() time.Duration {
+	if d := rt.cur.Load().file.Tuning.DrainTimeout.D(); d > 0 {
+		return d
+	}
+	return 15 * time.Second
+}
+
+// start builds everything f describes and starts serving.
+func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, out io.Writer) (*edgeRuntime, error) {
+	rt := &edgeRuntime{path: path, flags: flags, log: log, out: out, reg: metrics.NewRegistry(),
+		servers: map[string]*fasthttp.Server{}, term: map[string]*terminator{}}
+	rt.poolsCtx, rt.stop = context.WithCancel(context.Background())
+	rt.reloads = rt.reg.Counter("edge_config_reloads_total", "Configuration reloads, by result.", "result")
+	rt.tlsHS = rt.reg.Counter("edge_tls_handshakes_total", "TLS handshakes completed, by listener, version and key exchange group.", "listener", "version", "group")
+
+	p, err := buildPlan(path, f, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	al, err := openAccessLog(f.Tuning.AccessLog, out)
+	if err != nil {
+		p.closePools(nil)
+		return nil, err
+	}
+	rt.access = al
+	opts := p.opts
+	opts.Logger, opts.AccessLog, opts.Metrics = log, al, rt.reg
+	engine, err := proxy.New(opts, p.proxy)
+	if err != nil {
+		p.closePools(nil)
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	rt.engine = engine
+
+	lcfg, terms, err := rt.l4Config(path, p)
+	if err != nil {
+		p.closePools(nil)
+		return nil, err
+	}
+	srv, err := l4.New(lcfg)
+	if err != nil {
+		p.closePools(nil)
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	rt.l4 = srv
+	rt.swapTerminators(terms)
+	rt.cur.Store(p)
+	for name, pool := range p.pools {
+		pool.Start(rt.poolsCtx, p.checkers[name])
+	}
+	if err := srv.Start(); err != nil {
+		rt.abort()
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	for _, l := range f.Listeners {
+		if l.Pool != "" {
+			continue
+		}
+		s := engine.Server(l.Name)
+		rt.servers[l.Name] = s
+		ln := srv.Listener(l.Name)
+		rt.serveWG.Go(func() {
+			if err := s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				log.Error("listener stopped", "listener", l.Name, "error", err.Error())
+			}
+		})
+	}
+	rt.registerMetrics()
+	if f.Admin != "" {
+		a, err := startAdmin(f.Admin, rt)
+		if err != nil {
+			rt.abort()
+			return nil, err
+		}
+		rt.admin = a
+	}
+	rt.ready.Store(true)
+	addrs := []any{"config", path, "summary", p.describe(), "accept", string(lcfg.Accept)}
+	for _, l := range f.Listeners {
+		addrs = append(addrs, "listener."+l.Name, srv.Addr(l.Name).String())
+	}
+	if rt.admin != nil {
+		addrs = append(addrs, "admin", rt.admin.addr)
+	}
+	log.Info("edge is serving", addrs...)
+	return rt, nil
+}
+
+// abort tears down a runtime that failed to start.
+func (rt *edgeRuntime) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rt.shutdown(ctx) //nolint:errcheck // best effort on a failed start
+}
+
+// l4Config adapts the listeners of p into l4's Config, building a TLS
+// terminator per TLS listener.
+func (rt *edgeRuntime) l4Config(path string, p *plan) (l4.Config, map[string]*terminator, error) {
+	f := p.file
+	errs := &config.Errors{File: path}
+	terms := map[string]*terminator{}
+	cfg := l4.Config{
+		Accept:     l4.AcceptMode(f.Tuning.Accept),
+		EventLoops: f.Tuning.EventLoops,
+		ReusePort:  f.Tuning.ReusePort,
+		MaxConns:   f.Tuning.MaxConns,
+		Pools:      relayPools(p),
+		Logf: func(format string, args ...any) {
+			rt.log.Debug(fmt.Sprintf(format, args...), "component", "l4")
+		},
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 100000
+	}
+	for _, l := range f.Listeners {
+		lc, t := rt.listenerConfig(l, p, errs)
+		if t != nil {
+			terms[l.Name] = t
+		}
+		cfg.Listeners = append(cfg.Listeners, lc)
+	}
+	if err := errs.Err(); err != nil {
+		for _, t := range terms {
+			t.cancel()
+		}
+		return l4.Config{}, nil, err
+	}
+	return cfg, terms, nil
+}
+
+func (rt *edgeRuntime) listenerConfig(l config.Listener, p *plan, errs *config.Errors) (l4.ListenerConfig, *terminator) {
+	f := p.file
+	lc := l4.ListenerConfig{
+		Name:             l.Name,
+		Address:          l.Address,
+		Kind:             l4.KindHTTP,
+		ProxyProtocol:    l.ProxyProtocol,
+		TrustedProxies:   p.trusted,
+		MaxConnsPerIP:    f.Tuning.MaxConnsPerIP,
+		HandshakeTimeout: f.Tuning.HandshakeTimeout.D(),
+		MaxHeadBytes:     f.Tuning.MaxHeaderBytes,
+	}
+	if l.MaxConnsPerIP > 0 {
+		lc.MaxConnsPerIP = l.MaxConnsPerIP
+	}
+	if l.Pool != "" {
+		lc.Kind, lc.Pool = l4.KindRelay, l.Pool
+		return lc, nil
+	}
+	if l.TLS == nil && len(l.Passthrough) == 0 {
+		return lc, nil
+	}
+	lc.Kind = l4.KindTLS
+	if len(l.Passthrough) > 0 {
+		lc.Passthrough = map[string]string{}
+		for _, pt := range l.Passthrough {
+			lc.Passthrough[pt.SNI] = pt.Pool
+		}
+	}
+	if l.TLS == nil {
+		return lc, nil
+	}
+	t, err := rt.newTerminator(l.Name, l.TLS)
+	if err != nil {
+		var fe *tlsterm.FileError
+		line := l.TLS.Line
+		if errors.As(err, &fe) {
+			for _, c := range l.TLS.Certificates {
+				if c.Cert == fe.Path || c.Key == fe.Path {
+					line = c.Line
+				}
+			}
+			if fe.Path == l.TLS.ClientCA {
+				line = l.TLS.At("client_ca")
+			}
+		}
+		errs.Addf(line, "listeners[%s].tls: %v", l.Name, err)
+		return lc, nil
+	}
+	lc.Terminate = func(c net.Conn) net.Conn { return t.t.Server(c) }
+	return lc, t
+}
+
+func (rt *edgeRuntime) newTerminator(listener string, c *config.TLS) (*terminator, error) {
+	var cfg tlsterm.Config
+	for _, cert := range c.Certificates {
+		cfg.Certificates = append(cfg.Certificates, tlsterm.Certificate{CertFile: cert.Cert, KeyFile: cert.Key})
+	}
+	if c.MinVersion != "" {
+		v, err := tlsterm.ParseVersion(c.MinVersion)
+		if err != nil {
+			return nil, err
+		}
+		cfg.MinVersion = v
+	}
+	for _, g := range c.CurvePreferences {
+		id, err := tlsterm.ParseGroup(g)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
+	}
+	cfg.ClientCAFile = c.ClientCA
+	if c.ClientAuth == "request" {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	cfg.SessionTicketKeysFile = c.SessionTicketKeysFile
+	cfg.TicketKeyRotation = c.TicketKeyRotation.D()
+	cfg.OnHandshake = func(st tls.ConnectionState) {
+		rt.tlsHS.With(listener, tlsterm.VersionName(st.Version), tlsterm.GroupName(st.CurveID)).Inc()
+	}
+	cfg.OnReload = func(err error) {
+		if err != nil {
+			rt.log.Error("TLS files changed but could not be loaded; keeping the old ones", "listener", listener, "error", err.Error())
+			return
+		}
+		rt.log.Info("TLS certificates reloaded", "listener", listener)
+	}
+	t, err := tlsterm.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go t.Watch(ctx, 2*time.Second)
+	return &terminator{t: t, cancel: cancel}, nil
+}
+
+// swapTerminators installs the terminators of a new plan, stopping the
+// watchers of the ones replaced.
+func (rt *edgeRuntime) swapTerminators(next map[string]*terminator) {
+	for name, t := range rt.term {
+		if next[name] != t {
+			t.cancel()
+		}
+	}
+	rt.term = next
+}
+
+// reload re-reads the file, validates it and swaps what can change without
+// dropping connections: routes, pools (keeping health state), TLS
+// certificates, relay pools and listener limits. A bad file changes nothing.
+func (rt *edgeRuntime) reload() error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	err := rt.reloadLocked()
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	rt.reloads.With(result).Inc()
+	return err
+}
+
+func (rt *edgeRuntime) reloadLocked() error {
+	if rt.draining.Load() {
+		return errors.New("edge: draining; reload ignored")
+	}
+	f, err := config.Load(rt.path)
+	if err != nil {
+		return err
+	}
+	rt.flags.apply(f)
+	prev := rt.cur.Load()
+	if err := sameListeners(prev.file, f); err != nil {
+		return err
+	}
+	p, err := buildPlan(rt.path, f, prev, rt.log)
+	if err != nil {
+		return err
+	}
+	lcfg, terms, err := rt.l4Config(rt.path, p)
+	if err != nil {
+		p.closePools(prev)
+		return err
+	}
+	if err := rt.engine.Update(p.proxy); err != nil {
+		p.closePools(prev)
+		for _, t := range terms {
+			t.cancel()
+		}
+		return fmt.Errorf("edge: %w", err)
+	}
+	for _, lc := range lcfg.Listeners {
+		if err := rt.l4.UpdateListener(lc); err != nil {
+			rt.log.Error("listener settings not updated", "listener", lc.Name, "error", err.Error())
+		}
+	}
+	rt.l4.SetPools(lcfg.Pools)
+	rt.swapTerminators(terms)
+	for name, pool := range p.pools {
+		pool.Start(rt.poolsCtx, p.checkers[name])
+	}
+	rt.cur.Store(p)
+	prev.closePools(p)
+	rt.log.Info("configuration reloaded", "config", rt.path, "summary", p.describe())
+	return nil
+}
+
+// sameListeners refuses reloads that change listener sockets: those need a
+// restart (or a second edge started beside this one).
+func sameListeners(a, b *config.File) error {
+	key := func(l config.Listener) string {
+		kind := "http"
+		switch {
+		case l.Pool != "":
+			kind = "relay"
+		case l.TLS != nil || len(l.Passthrough) > 0:
+			kind = "tls"
+		}
+		return l.Name + " " + l.Address + " " + kind
+	}
+	if len(a.Listeners) != len(b.Listeners) {
+		return errors.New("edge: listeners were added or removed; that needs a restart")
+	}
+	for i := range a.Listeners {
+		if key(a.Listeners[i]) != key(b.Listeners[i]) {
+			return fmt.Errorf("edge: listener %q changed name, address or kind; that needs a restart", b.Listeners[i].Name)
+		}
+	}
+	if a.Admin != b.Admin {
+		return errors.New("edge: the admin address changed; that needs a restart")
+	}
+	return nil
+}
+
+// shutdown drains: stop accepting, let in-flight requests finish (each keep-
+// alive connection is closed after its current response) until ctx is done.
+func (rt *edgeRuntime) shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.draining.Store(true)
+	rt.ready.Store(false)
+	var errs []error
+	if rt.l4 != nil {
+		if err := rt.l4.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for name, s := range rt.servers {
+		wg.Go(func() {
+			if err := s.ShutdownWithContext(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("listener %s: %w", name, err))
+			}
+		})
+	}
+	wg.Wait()
+	rt.serveWG.Wait()
+	rt.stop()
+	if p := rt.cur.Load(); p != nil {
+		p.closePools(nil)
+	}
+	for _, t := range rt.term {
+		t.cancel()
+	}
+	if rt.admin != nil {
+		rt.admin.close()
+	}
+	rt.access.Close()
+	return errors.Join(errs...)
+}
+
+func openAccessLog(dest string, stdout io.Writer) (*accesslog.Logger, error) {
+	switch dest {
+	case "off":
+		return nil, nil
+	case "", "-":
+		return accesslog.New(accesslog.Config{Writer: stdout}), nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("edge: access log: %w", err)
+	}
+	return accesslog.New(accesslog.Config{Writer: f}), nil
+}
+
+// registerMetrics exports what lives outside the request path's counters.
+func (rt *edgeRuntime) registerMetrics() {
+	rt.reg.GaugeFunc("edge_upstream_healthy", "1 when the endpoint is in rotation, else 0.", func(emit func(float64, ...string)) {
+		p := rt.cur.Load()
+		for _, name := range sortedKeys(p.pools) {
+			for _, e := range p.pools[name].Endpoints() {
+				v := 0.0
+				if e.Healthy() {
+					v = 1
+				}
+				emit(v, name, e.String())
+			}
+		}
+	}, "pool", "endpoint")
+	rt.reg.GaugeFunc("edge_upstream_in_flight", "Requests in flight per endpoint.", func(emit func(float64, ...string)) {
+		p := rt.cur.Load()
+		for _, name := range sortedKeys(p.pools) {
+			for _, e := range p.pools[name].Endpoints() {
+				emit(float64(e.InFlight()), name, e.String())
+			}
+		}
+	}, "pool", "endpoint")
+	var statsMu sync.Mutex
+	var stats []l4.ListenerStats
+	readStats := func() []l4.ListenerStats {
+		statsMu.Lock()
+		defer statsMu.Unlock()
+		stats = rt.l4.Stats(stats[:0])
+		return append([]l4.ListenerStats(nil), stats...)
+	}
+	rt.reg.GaugeFunc("edge_l4_connections_active", "Open client connections, by listener.", func(emit func(float64, ...string)) {
+		for _, s := range readStats() {
+			emit(float64(s.Active), s.Name)
+		}
+	}, "listener")
+	rt.reg.CounterFunc("edge_l4_connections_total", "Accepted client connections, by listener.", func(emit func(float64, ...string)) {
+		for _, s := range readStats() {
+			emit(float64(s.Accepted), s.Name)
+		}
+	}, "listener")
+	rt.reg.CounterFunc("edge_l4_rejections_total", "Connections closed by l4 before serving them, by listener and reason.", func(emit func(float64, ...string)) {
+		for _, s := range readStats() {
+			for r := range l4.NumRejectReasons {
+				if n := s.Rejected[r]; n > 0 {
+					emit(float64(n), s.Name, r.String())
+				}
+			}
+		}
+	}, "listener", "reason")
+	rt.reg.CounterFunc("edge_l4_relay_bytes_total", "Bytes relayed by L4 pass-through, by listener and direction.", func(emit func(float64, ...string)) {
+		for _, s := range readStats() {
+			if s.RelaysTotal > 0 {
+				emit(float64(s.RelayBytesIn), s.Name, "in")
+				emit(float64(s.RelayBytesOut), s.Name, "out")
+			}
+		}
+	}, "listener", "direction")
+	rt.reg.CounterFunc("edge_access_log_dropped_total", "Access-log records dropped because the writer fell behind.", func(emit func(float64, ...string)) {
+		emit(float64(rt.access.Dropped()))
+	})
+	rt.reg.GaugeFunc("edge_info", "Build information.", func(emit func(float64, ...string)) {
+		emit(1, version, runtime.Version())
+	}, "version", "go_version")
+}
+
+func newLogger(t config.Tuning, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch t.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if t.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
