@@ -20,7 +20,6 @@ package limit
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"net/netip"
 	"strconv"
@@ -94,17 +93,23 @@ type Config struct {
 }
 
 // Result is the decision on one request and what its response headers report.
+// It is three words, returned in registers.
 type Result struct {
 	// Allowed reports whether the request may proceed.
 	Allowed bool
-	// Limit is the bucket capacity (Config.Burst).
-	Limit int
 	// Remaining is the number of further requests the bucket would admit now.
 	Remaining int
-	// RetryAfter is, for a refused request, how long until one would be admitted.
-	RetryAfter time.Duration
-	// Reset is how long until the bucket gains a token back: zero for a full bucket.
+	// Reset is how long until the bucket gains a token back (zero for a full
+	// bucket); for a refused request, how long until one would be admitted.
 	Reset time.Duration
+}
+
+// RetryAfter is how long a refused request should wait; zero if r.Allowed.
+func (r Result) RetryAfter() time.Duration {
+	if r.Allowed {
+		return 0
+	}
+	return r.Reset
 }
 
 // ErrBadConfig is wrapped by New's errors.
@@ -138,8 +143,8 @@ type Limiter struct {
 	name   string
 	g      gcra
 	local  *table
-	seed   maphash.Seed
-	ipSeed maphash.Seed
+	hash   keyHasher // value keys
+	ipHash keyHasher // client-address keys: a separate domain
 	epoch  time.Time
 	v6bits int
 	policy []byte // `"name";q=burst;w=window`
@@ -198,9 +203,9 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	l := &Limiter{
 		name:   cfg.Name,
-		g:      gcra{interval: int64(interval), burst: int64(cfg.Burst), tau: int64(cfg.Burst) * int64(interval)},
-		seed:   maphash.MakeSeed(),
-		ipSeed: maphash.MakeSeed(),
+		g:      gcra{interval: int64(interval), burst: int64(cfg.Burst), tau: int64(cfg.Burst) * int64(interval), inverse: math.MaxUint64 / uint64(interval)},
+		hash:   newKeyHasher(),
+		ipHash: newKeyHasher(),
 		epoch:  time.Now(),
 		v6bits: cfg.IPv6Prefix,
 		key:    cfg.Key,
@@ -229,6 +234,9 @@ func (l *Limiter) Name() string { return l.name }
 // Key returns the limit's key spec.
 func (l *Limiter) Key() KeySpec { return l.key }
 
+// Burst returns the bucket capacity: the q of RateLimit-Policy.
+func (l *Limiter) Burst() int { return int(l.g.burst) }
+
 // Global reports whether the limit is shared through a Store.
 func (l *Limiter) Global() bool { return l.store != nil }
 
@@ -236,11 +244,13 @@ func (l *Limiter) Global() bool { return l.store != nil }
 // route's identifier for KeyRoute) at now and reports the decision. key is not
 // retained. For client addresses use AllowAddr.
 func (l *Limiter) Allow(key []byte, now time.Time) Result {
-	h := maphash.Bytes(l.seed, key)
+	h := l.hash.sum(key)
+	n := l.clock(now)
 	if l.store != nil {
-		return l.store.allow(h, key, domainValue, l.clock(now), now)
+		return l.store.allow(h, key, domainValue, n, now)
 	}
-	return l.local.allow(&l.g, h, l.clock(now))
+	tat, ok := l.local.allow(&l.g, h, n)
+	return l.g.result(tat, n, ok)
 }
 
 // AllowAddr takes a token from the bucket of client address ip (aggregated per
@@ -249,11 +259,13 @@ func (l *Limiter) Allow(key []byte, now time.Time) Result {
 func (l *Limiter) AllowAddr(ip netip.Addr, now time.Time) Result {
 	var buf [17]byte
 	k := AppendClientIPKey(buf[:0], ip, l.v6bits)
-	h := maphash.Bytes(l.ipSeed, k)
+	h := l.ipHash.sum(k)
+	n := l.clock(now)
 	if l.store != nil {
-		return l.store.allow(h, k, domainIP, l.clock(now), now)
+		return l.store.allow(h, k, domainIP, n, now)
 	}
-	return l.local.allow(&l.g, h, l.clock(now))
+	tat, ok := l.local.allow(&l.g, h, n)
+	return l.g.result(tat, n, ok)
 }
 
 // clock maps now onto the limiter's clock: ns since New, clamped to +-2^62 ns
@@ -327,7 +339,7 @@ func RetryAfterSeconds(r Result) int {
 	if r.Allowed {
 		return 0
 	}
-	return int(max(ceilSeconds(int64(r.RetryAfter)), 1))
+	return int(max(ceilSeconds(int64(r.Reset)), 1))
 }
 
 func ceilSeconds(ns int64) int64 {

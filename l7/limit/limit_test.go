@@ -36,9 +36,9 @@ func walk(t *testing.T, allow func(time.Time) Result, steps []step) {
 	t.Helper()
 	for i, s := range steps {
 		r := allow(t0.Add(s.at))
-		want := Result{Allowed: s.allowed, Limit: r.Limit, Remaining: s.remaining, RetryAfter: s.retry, Reset: s.reset}
-		if r != want {
-			t.Errorf("step %d at +%v: got %+v, want %+v", i, s.at, r, want)
+		want := Result{Allowed: s.allowed, Remaining: s.remaining, Reset: s.reset}
+		if r != want || r.RetryAfter() != s.retry {
+			t.Errorf("step %d at +%v: got %+v (RetryAfter %v), want %+v (RetryAfter %v)", i, s.at, r, r.RetryAfter(), want, s.retry)
 		}
 	}
 }
@@ -171,8 +171,8 @@ func TestHeaders(t *testing.T) {
 	}{
 		{Result{Allowed: true, Remaining: 4, Reset: ms(1)}, `"n";r=4;t=1`, 0},
 		{Result{Allowed: true, Remaining: 5}, `"n";r=5;t=0`, 0},
-		{Result{RetryAfter: ms(1500), Reset: ms(1500)}, `"n";r=0;t=2`, 2},
-		{Result{RetryAfter: time.Second, Reset: time.Second}, `"n";r=0;t=1`, 1},
+		{Result{Reset: ms(1500)}, `"n";r=0;t=2`, 2},
+		{Result{Reset: time.Second}, `"n";r=0;t=1`, 1},
 		{Result{}, `"n";r=0;t=0`, 1},
 	} {
 		if got := string(l.AppendRateLimitHeader(nil, tc.r)); got != tc.header {

@@ -372,14 +372,14 @@ func (s *storeState) take(grp *leaseGroup, i int, tag uint64, now int64) (Result
 			continue
 		}
 		if at := sl.retryAt.Load(); now < at {
-			return Result{Limit: int(s.l.g.burst), RetryAfter: nsDuration(at - now), Reset: nsDuration(at - now)}, 0, refused
+			return Result{Reset: nsDuration(at - now)}, 0, refused
 		}
 		return Result{}, 0, needLease
 	}
 }
 
 func (s *storeState) allowed(left, remain int64) Result {
-	r := Result{Allowed: true, Limit: int(s.l.g.burst), Remaining: int(min(left+max(remain, 0), s.l.g.burst))}
+	r := Result{Allowed: true, Remaining: int(min(left+max(remain, 0), s.l.g.burst))}
 	if int64(r.Remaining) < s.l.g.burst {
 		// Once not full, a GCRA bucket gains a token within one interval.
 		r.Reset = nsDuration(s.l.g.interval)
@@ -572,11 +572,12 @@ func (s *storeState) fallback(h uint64, n int64) Result {
 	s.fallbacks.Add(1)
 	switch s.policy {
 	case StoreErrorDeny:
-		return Result{Limit: int(s.l.g.burst), RetryAfter: nsDuration(s.retry), Reset: nsDuration(s.retry)}
+		return Result{Reset: nsDuration(s.retry)}
 	case StoreErrorLocal:
-		return s.local.allow(&s.l.g, h, n)
+		tat, ok := s.local.allow(&s.l.g, h, n)
+		return s.l.g.result(tat, n, ok)
 	}
-	return Result{Allowed: true, Limit: int(s.l.g.burst), Reset: nsDuration(s.l.g.interval)}
+	return Result{Allowed: true, Reset: nsDuration(s.l.g.interval)}
 }
 
 // storeKey names key's bucket in the store: "<limit>:<domain>=<key>", or

@@ -105,7 +105,7 @@ func TestLeaseTimeline(t *testing.T) {
 		}
 	}
 	r := l.Allow(key, t0)
-	if r.Allowed || r.RetryAfter <= 0 {
+	if r.Allowed || r.RetryAfter() <= 0 {
 		t.Fatalf("request 11 = %+v, want refused with a RetryAfter", r)
 	}
 	l.Close()

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"math"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -17,8 +18,8 @@ import (
 // state. Shards are allocated on first use, so a limit that sees few keys costs
 // little memory however large its cap.
 //
-// Identity: a slot stores the key's 64-bit hash (keyed with a per-process random
-// seed, hash/maphash), not the key. Two keys collide only if they share all 64
+// Identity: a slot stores the key's 64-bit hash (keyed with 256 random bits per
+// limiter, see keyHasher), not the key. Two keys collide only if they share all 64
 // bits; among the 4M keys of a full default table that chance is below 1e-6, and an
 // attacker cannot aim for it without the seed. A collision merges two buckets.
 //
@@ -126,10 +127,14 @@ type gcra struct {
 	interval int64 // ns per token
 	tau      int64 // burst * interval
 	burst    int64
+	inverse  uint64 // (2^64-1) / interval, see divmod
 }
 
-// allow runs GCRA for hash h at now (ns on the limiter's clock).
-func (t *table) allow(g *gcra, h uint64, now int64) Result {
+// allow runs GCRA for hash h at now (ns on the limiter's clock) and reports
+// whether the request is admitted, with the bucket's TAT after the decision.
+// (Callers build the Result with g.result: returning the raw pair and building
+// the struct once, in the outermost frame, avoids copying it through frames.)
+func (t *table) allow(g *gcra, h uint64, now int64) (int64, bool) {
 	tag := keyTag(h)
 	grp, sh := t.group(h)
 	for {
@@ -140,8 +145,8 @@ func (t *table) allow(g *gcra, h uint64, now int64) Result {
 			}
 		}
 		if i == groupSlots {
-			if r, ok := t.claim(g, grp, sh, tag, now); ok {
-				return r
+			if tat, ok := t.claim(g, grp, sh, tag, now); ok {
+				return tat, true
 			}
 			continue
 		}
@@ -158,10 +163,10 @@ func (t *table) allow(g *gcra, h uint64, now int64) Result {
 			tat := max(old, now)
 			next := tat + g.interval
 			if next-now > g.tau {
-				return g.denied(tat, now)
+				return tat, false
 			}
 			if tatp.CompareAndSwap(old, next) {
-				return g.allowed(next, now)
+				return next, true
 			}
 		}
 	}
@@ -171,8 +176,8 @@ func (t *table) allow(g *gcra, h uint64, now int64) Result {
 // prefers an empty or full slot (exact: a full bucket carries no state); if every
 // slot holds a depleted bucket it evicts the one closest to full, which loses
 // the least state and spares the keys that are actually being limited. It
-// reports false if it lost a race and the caller must look again.
-func (t *table) claim(g *gcra, grp *group, sh *shard, tag uint64, now int64) (Result, bool) {
+// returns the new TAT, or false if it lost a race and the caller must look again.
+func (t *table) claim(g *gcra, grp *group, sh *shard, tag uint64, now int64) (int64, bool) {
 	victim, vtat, vkey := -1, int64(math.MaxInt64), uint64(0)
 	for i := 0; i < groupSlots; i++ {
 		tat := grp.tats[i].Load()
@@ -190,21 +195,21 @@ func (t *table) claim(g *gcra, grp *group, sh *shard, tag uint64, now int64) (Re
 	}
 	if victim < 0 {
 		runtime.Gosched() // every slot is mid-claim
-		return Result{}, false
+		return 0, false
 	}
 	if !grp.tats[victim].CompareAndSwap(vtat, tatLocked) {
-		return Result{}, false
+		return 0, false
 	}
 	// Another goroutine may have inserted tag while we chose a victim.
 	for i := 0; i < groupSlots; i++ {
 		if i != victim && grp.keys[i].Load() == tag {
 			grp.tats[victim].Store(vtat)
-			return Result{}, false
+			return 0, false
 		}
 	}
 	if grp.keys[victim].Load() != vkey {
 		grp.tats[victim].Store(vtat)
-		return Result{}, false
+		return 0, false
 	}
 	switch {
 	case vkey == emptyKey:
@@ -215,29 +220,34 @@ func (t *table) claim(g *gcra, grp *group, sh *shard, tag uint64, now int64) (Re
 	grp.keys[victim].Store(tag)
 	next := now + g.interval
 	grp.tats[victim].Store(next)
-	return g.allowed(next, now), true
+	return next, true
 }
 
-func (g *gcra) allowed(tat, now int64) Result {
-	used := tat - now // > 0
+// result is the Result of a decision allow returned.
+func (g *gcra) result(tat, now int64, ok bool) Result {
+	if !ok {
+		wait := tat + g.interval - g.tau - now
+		return Result{Reset: nsDuration(wait)}
+	}
+	used := tat - now // > 0 after an admitted request
+	q, r := g.divmod(used - 1)
 	return Result{
 		Allowed:   true,
-		Limit:     int(g.burst),
-		Remaining: int((g.tau - used) / g.interval),
-		Reset:     nsDuration(untilNextToken(used, g.interval)),
+		Remaining: int(g.burst - 1 - q),
+		Reset:     nsDuration(r + 1),
 	}
 }
 
-func (g *gcra) denied(tat, now int64) Result {
-	wait := tat + g.interval - g.tau - now
-	return Result{Limit: int(g.burst), RetryAfter: nsDuration(wait), Reset: nsDuration(wait)}
-}
-
-// untilNextToken is how long until a bucket holding used ns of debt (TAT - now)
-// gains one more whole token.
-func untilNextToken(used, interval int64) int64 {
-	if used <= 0 {
-		return 0
+// divmod returns x / interval and x % interval for 0 <= x < 2^63 without a
+// hardware division (tens of cycles): multiplying by inverse, the precomputed
+// floor((2^64-1) / interval), gives the quotient or one less (Granlund and
+// Montgomery 1994 without the exactness refinement), and one step corrects it.
+func (g *gcra) divmod(x int64) (q, r int64) {
+	hi, _ := bits.Mul64(uint64(x), g.inverse)
+	q = int64(hi)
+	r = x - q*g.interval
+	if r >= g.interval {
+		q, r = q+1, r-g.interval
 	}
-	return (used-1)%interval + 1
+	return q, r
 }
