@@ -10,8 +10,8 @@ import (
 
 // tokenCache remembers tokens whose signature verified, so a repeated token skips the
 // public-key math and the base64 and JSON work. It is keyed by a randomly seeded hash of
-// the whole token and confirms a hit by comparing the stored token byte for byte, so a
-// hash collision can cost a miss but never admit an unverified token. Each entry keeps
+// the token (see hash) and confirms a hit by comparing the whole stored token byte for
+// byte, so a hash collision can cost a miss but never admit an unverified token. Each entry keeps
 // the decoded claims, the key that verified it (a hit requires that key still be in the
 // policy's key set) and an expiry at the token's exp (plus leeway), capped at maxCacheTTL.
 // Memory is capped: every entry is charged its bytes plus overhead, and inserts evict with
@@ -69,13 +69,22 @@ func newTokenCache(limit int) *tokenCache {
 	return c
 }
 
+// hash picks a token's slot from its length and last 64 bytes, which lie in the signature:
+// constant work whatever the token size. Lookups compare the whole token, and only tokens
+// whose signature verified are inserted, so tokens sharing a tail (which only the signing
+// key's holder could make valid) cost at most a miss, never a false hit.
+func (c *tokenCache) hash(token []byte) uint64 {
+	tail := token[max(0, len(token)-64):]
+	return maphash.Bytes(c.seed, tail) ^ uint64(len(token))*0x9e3779b97f4a7c15
+}
+
 func (c *tokenCache) shard(h uint64) *cacheShard {
 	return &c.shards[(h>>32)&c.mask]
 }
 
 // lookup returns the live entry for token, or nil. It does not allocate.
 func (c *tokenCache) lookup(token []byte, now time.Time) *cacheEntry {
-	h := maphash.Bytes(c.seed, token)
+	h := c.hash(token)
 	s := c.shard(h)
 	s.mu.RLock()
 	e := s.index[h]
@@ -94,9 +103,8 @@ func (c *tokenCache) insert(token []byte, cl *Claims, k *key, expires int64, now
 	if expires <= now.Unix() {
 		return
 	}
-	n := int(cl.parsed.n)
-	size := len(token) + len(cl.payload) + n*sizeofMember + cacheEntryOverhead
-	h := maphash.Bytes(c.seed, token)
+	size := len(token) + len(cl.payload) + len(cl.mem)*sizeofMember + cacheEntryOverhead
+	h := c.hash(token)
 	s := c.shard(h)
 	if size > s.limit {
 		return
@@ -108,7 +116,7 @@ func (c *tokenCache) insert(token []byte, cl *Claims, k *key, expires int64, now
 		hash:    h,
 		token:   buf[:len(token):len(token)],
 		payload: buf[len(token):],
-		members: append([]member(nil), cl.members[:n]...),
+		members: append([]member(nil), cl.mem...),
 		parsed:  cl.parsed,
 		key:     k,
 		alg:     cl.alg,
@@ -178,10 +186,10 @@ func (c *tokenCache) len() (entries, size int) {
 	return entries, size
 }
 
-// fill copies a hit into cl.
+// fill points cl at a hit's claims; the entry is immutable, so nothing is copied.
 func (e *cacheEntry) fill(cl *Claims) {
-	cl.payload = append(cl.payload[:0], e.payload...)
-	copy(cl.members[:], e.members)
+	cl.payload = e.payload
+	cl.mem = e.members
 	cl.parsed = e.parsed
 	cl.key = e.key
 	cl.alg = e.alg

@@ -11,9 +11,14 @@ import (
 // it returns alias its buffers and stay valid until the next Verify or Reset.
 type Claims struct {
 	hdr     []byte // decoded header (scratch)
-	payload []byte // decoded claims; member names and top-level strings unescaped in place
+	buf     []byte // decoded claims; member names and top-level strings unescaped in place
 	sig     []byte // decoded signature (scratch)
 	scratch []byte // unescaped array elements returned by Value
+	// payload and mem are views of the claims: into buf and members after a full
+	// verification, or into an immutable verified-token cache entry after a hit (so a hit
+	// copies nothing). Nothing ever writes through them.
+	payload []byte
+	mem     []member
 	parsed  parsedClaims
 	members [maxClaims]member
 	key     *key
@@ -38,7 +43,9 @@ const (
 // Reset empties c, keeping its buffers.
 func (c *Claims) Reset() {
 	c.hdr = c.hdr[:0]
-	c.payload = c.payload[:0]
+	c.buf = c.buf[:0]
+	c.payload = nil
+	c.mem = nil
 	c.sig = c.sig[:0]
 	c.scratch = c.scratch[:0]
 	c.parsed = parsedClaims{}
@@ -62,7 +69,7 @@ func AcquireClaims() *Claims {
 
 // ReleaseClaims returns c to the pool; c must not be used afterwards.
 func ReleaseClaims(c *Claims) {
-	if cap(c.hdr) > maxPooledClaimsBuf || cap(c.payload) > maxPooledClaimsBuf ||
+	if cap(c.hdr) > maxPooledClaimsBuf || cap(c.buf) > maxPooledClaimsBuf ||
 		cap(c.sig) > maxPooledClaimsBuf || cap(c.scratch) > maxPooledClaimsBuf {
 		return
 	}
@@ -74,7 +81,7 @@ func (c *Claims) member(idx uint8) (member, bool) {
 	if idx == 0 {
 		return member{}, false
 	}
-	return c.members[idx-1], true
+	return c.mem[idx-1], true
 }
 
 // Sub returns the "sub" claim when it is a string.
@@ -117,8 +124,7 @@ func (c *Claims) Expires() (time.Time, bool) {
 // that is not a valid field value (RFC 9110 §5.5: control characters other than HTAB),
 // so a claim can never inject a header line.
 func (c *Claims) Value(name string) ([]byte, bool) {
-	for i := 0; i < int(c.parsed.n); i++ {
-		m := c.members[i]
+	for _, m := range c.mem {
 		if string(m.name.of(c.payload)) != name {
 			continue
 		}

@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"crypto"
 	"flag"
 	"os"
 	"path/filepath"
@@ -146,3 +147,8 @@ func mintToken(t testing.TB, alg string, edit func(*mint.Options)) []byte {
 	}
 	return []byte(s)
 }
+
+// publicOf returns the verification key of a signing key.
+func publicOf(priv any) any { return priv.(crypto.Signer).Public() }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

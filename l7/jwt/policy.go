@@ -197,7 +197,12 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 		p.forward = append(p.forward, ForwardClaim{Claim: claim, Header: header})
 	}
 	sort.Slice(p.forward, func(i, j int) bool { return p.forward[i].Claim < p.forward[j].Claim })
+	anyCacheable := false
+	for a := algID(1); a < numAlgs; a++ {
+		anyCacheable = anyCacheable || (a.cacheable() && p.allowed.has(a))
+	}
 	switch {
+	case !anyCacheable: // HMAC-only policies skip the lookup entirely
 	case cfg.CacheBytes == 0:
 		p.cache = newTokenCache(defaultCacheBytes)
 	case cfg.CacheBytes > 0:
@@ -413,6 +418,14 @@ func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
 	if len(token) > p.maxToken {
 		return ErrOversized
 	}
+	// A token seen before is answered from the verified-token cache, which holds only
+	// tokens this policy verified, so header, alg and key checks need not run again.
+	if p.cache != nil {
+		if e := p.cache.lookup(token, now); e != nil {
+			e.fill(c)
+			return p.checkClaims(c, now)
+		}
+	}
 	d1 := bytes.IndexByte(token, '.')
 	if d1 < 0 {
 		return ErrMalformed
@@ -437,13 +450,6 @@ func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
 	if !p.allowed.has(alg) {
 		return ErrAlgNotAllowed
 	}
-	cacheable := p.cache != nil && alg.cacheable()
-	if cacheable {
-		if e := p.cache.lookup(token, now); e != nil {
-			e.fill(c)
-			return p.checkClaims(c, now)
-		}
-	}
 	ks := p.keys.Load()
 	cands, kerr := ks.candidates(alg, kid, hasKid)
 	if kerr != nil {
@@ -455,7 +461,7 @@ func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
 		}
 		return kerr
 	}
-	if c.payload, ok = appendBase64URL(c.payload[:0], token[d1+1:d2]); !ok {
+	if c.buf, ok = appendBase64URL(c.buf[:0], token[d1+1:d2]); !ok {
 		return ErrMalformed
 	}
 	if err := c.parseClaims(); err != nil {
@@ -476,7 +482,7 @@ func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
 		return ErrBadSignature
 	}
 	c.key, c.alg = matched, alg
-	if cacheable {
+	if p.cache != nil && alg.cacheable() {
 		p.cache.insert(token, c, matched, p.cacheExpiry(c, now), now)
 	}
 	return p.checkClaims(c, now)
@@ -638,11 +644,11 @@ func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
 	return alg, kid, hasKid, nil
 }
 
-// parseClaims scans c.payload (RFC 7519 §7.2 step 10) into c.members, rejecting
+// parseClaims scans c.buf (RFC 7519 §7.2 step 10) into c.members, rejecting
 // duplicate names and reading the NumericDates (RFC 7519 §2): exp rounds down, nbf and
 // iat round up, so a fraction never extends a token's validity.
 func (c *Claims) parseClaims() *Error {
-	b := c.payload
+	b := c.buf
 	var s objectScanner
 	if err := s.start(b); err != nil {
 		return err
@@ -654,6 +660,7 @@ func (c *Claims) parseClaims() *Error {
 			return err
 		}
 		if !ok {
+			c.payload, c.mem = b, c.members[:pc.n]
 			return nil
 		}
 		if int(pc.n) == maxClaims {
