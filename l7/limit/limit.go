@@ -243,6 +243,11 @@ func (l *Limiter) Global() bool { return l.store != nil }
 // Allow takes a token from the bucket of key (a header or claim value, or the
 // route's identifier for KeyRoute) at now and reports the decision. key is not
 // retained. For client addresses use AllowAddr.
+//
+// A local limit's Allow allocates only when key is the first in its 64 KiB
+// table shard, at most MaxKeys/4096 times in the Limiter's life. A global
+// limit's Allow allocates nothing while the key holds leased tokens; a request
+// that needs a lease waits for it at most StoreTimeout.
 func (l *Limiter) Allow(key []byte, now time.Time) Result {
 	h := l.hash.sum(key)
 	n := l.clock(now)
