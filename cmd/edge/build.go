@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"time"
 
 	"example.com/edge/cmd/edge/config"
+	"example.com/edge/l7/jwt"
+	"example.com/edge/l7/limit"
 	"example.com/edge/l7/proxy"
 	"example.com/edge/lb"
 )
@@ -21,6 +25,11 @@ type plan struct {
 	file     *config.File
 	pools    map[string]*lb.Pool
 	checkers map[string]lb.Checker
+	jwt      map[string]*jwt.Policy
+	limits   map[string]*limit.Limiter
+	limitKey map[string]string // what a limiter was built from, to keep its buckets across reloads
+	redis    *limit.RedisStore
+	redisKey string
 	proxy    proxy.Config
 	opts     proxy.Options
 	trusted  []netip.Prefix
@@ -62,6 +71,9 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 		}
 	}
 
+	p.buildJWT(name, f, prev, errs, log)
+	p.buildLimits(f, prev, errs, log)
+
 	httpsPort := 0
 	for _, l := range f.Listeners {
 		if l.TLS != nil && httpsPort == 0 {
@@ -88,6 +100,9 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 			StripPrefix:     r.StripPrefix,
 			Listeners:       r.Listeners,
 			Pool:            r.Pool,
+			JWT:             r.JWT,
+			Scopes:          r.Scopes,
+			RateLimits:      r.RateLimit,
 			RequestHeaders:  headerOps(r.RequestHeaders),
 			ResponseHeaders: headerOps(r.ResponseHeaders),
 			MaxBodyBytes:    r.MaxBodyBytes,
@@ -101,6 +116,8 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 		Listeners:      listeners,
 		Routes:         routes,
 		Pools:          proxyPools,
+		JWT:            p.jwt,
+		Limits:         p.limits,
 		TrustedProxies: p.trusted,
 		MaxBodyBytes:   maxBody,
 	}
@@ -114,21 +131,158 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 		UpstreamMaxConns: t.UpstreamMaxConns,
 	}
 	if err := errs.Err(); err != nil {
-		p.closePools(prev)
+		p.release(prev)
 		return nil, err
 	}
 	return p, nil
 }
 
-// closePools closes the pools of a plan that will not run, except those it
-// shares with keep.
-func (p *plan) closePools(keep *plan) {
+// start launches the background work of what p built: health checks and
+// JWKS refreshes. Pieces shared with the previous plan are already running;
+// starting them again does nothing.
+func (p *plan) start(ctx context.Context) {
 	for name, pool := range p.pools {
-		if keep != nil && keep.pools[name] == pool {
+		pool.Start(ctx, p.checkers[name])
+	}
+	for _, pol := range p.jwt {
+		pol.Start(ctx)
+	}
+}
+
+// release stops what p built and keep does not share: pools, JWT policies,
+// limiters and the Redis store. It is called on a plan that will not run
+// (keep is the running one) and on the previous plan after a reload (keep is
+// the new one), or with keep nil on shutdown.
+func (p *plan) release(keep *plan) {
+	for name, pool := range p.pools {
+		if keep == nil || keep.pools[name] != pool {
+			pool.Close()
+		}
+	}
+	for name, pol := range p.jwt {
+		if keep == nil || keep.jwt[name] != pol {
+			pol.Close()
+		}
+	}
+	for name, l := range p.limits {
+		if keep == nil || keep.limits[name] != l {
+			l.Close() //nolint:errcheck // waits for in-flight store calls; nothing to report
+		}
+	}
+	if p.redis != nil && (keep == nil || keep.redis != p.redis) {
+		p.redis.Close() //nolint:errcheck
+	}
+}
+
+var keysIndexRE = regexp.MustCompile(`keys\[(\d+)\]`)
+
+// buildJWT loads every policy's keys. A policy replacing one of prev keeps
+// its fetched JWKS keys (jwt.Config.Previous), so a reload never brings back
+// 503 jwks_unavailable.
+func (p *plan) buildJWT(file string, f *config.File, prev *plan, errs *config.Errors, log *slog.Logger) {
+	p.jwt = map[string]*jwt.Policy{}
+	for _, name := range sortedKeys(f.JWT) {
+		jc := f.JWT[name]
+		cfg := jwt.Config{
+			Algorithms:  jc.Algorithms,
+			Issuer:      jc.Issuer,
+			Audience:    jc.Audience,
+			Leeway:      jc.Leeway.D(),
+			ExpOptional: jc.RequireExp != nil && !*jc.RequireExp,
+			CacheBytes:  jc.CacheBytes,
+			Logf: func(format string, args ...any) {
+				log.Info(fmt.Sprintf(format, args...), "component", "jwt", "policy", name)
+			},
+		}
+		if len(jc.ForwardClaims) > 0 {
+			cfg.ForwardClaims = jc.ForwardClaims
+		}
+		for _, k := range jc.Keys {
+			cfg.Keys = append(cfg.Keys, jwt.KeyConfig{
+				PEMFile: k.PEMFile, HMACSecretFile: k.HMACSecretFile, JWKSFile: k.JWKSFile, JWKSURL: k.JWKSURL,
+				Alg: k.Alg, Kid: k.Kid, Refresh: k.Refresh.D(),
+			})
+		}
+		if prev != nil {
+			cfg.Previous = prev.jwt[name]
+		}
+		pol, err := jwt.NewPolicy(name, cfg)
+		if err != nil {
+			// Point at the key entry the error names, when it names one.
+			for _, e := range unjoin(err) {
+				line := jc.Line
+				if m := keysIndexRE.FindStringSubmatch(e.Error()); m != nil {
+					if i, _ := strconv.Atoi(m[1]); i < len(jc.Keys) {
+						line = jc.Keys[i].Line
+					}
+				}
+				errs.Addf(line, "jwt.%s: %v", name, e)
+			}
 			continue
 		}
-		pool.Close()
+		p.jwt[name] = pol
 	}
+}
+
+// buildLimits builds the rate limiters. A limit whose settings did not
+// change keeps its Limiter, and so its buckets, across a reload.
+func (p *plan) buildLimits(f *config.File, prev *plan, errs *config.Errors, log *slog.Logger) {
+	p.limits = map[string]*limit.Limiter{}
+	p.limitKey = map[string]string{}
+	if f.Redis.Address != "" {
+		p.redisKey = fmt.Sprintf("%s|%s|%d|%v", f.Redis.Address, f.Redis.Password, f.Redis.DB, f.Redis.Timeout)
+		if prev != nil && prev.redis != nil && prev.redisKey == p.redisKey {
+			p.redis = prev.redis
+		} else {
+			p.redis = limit.NewRedisStore(limit.RedisConfig{Address: f.Redis.Address, Password: f.Redis.Password, DB: f.Redis.DB, Timeout: f.Redis.Timeout.D()})
+		}
+	}
+	for _, name := range sortedKeys(f.RateLimits) {
+		rc := f.RateLimits[name]
+		path := "rate_limits." + name
+		key, err := limit.ParseKey(rc.Key)
+		if err != nil {
+			errs.Addf(rc.At("key"), "%s.key: %v", path, err)
+			continue
+		}
+		onErr, err := limit.ParseStoreErrorPolicy(rc.OnStoreError)
+		if err != nil && rc.OnStoreError != "" {
+			errs.Addf(rc.At("on_store_error"), "%s.on_store_error: %v", path, err)
+			continue
+		}
+		cfg := limit.Config{
+			Name: name, Rate: rc.Rate, Per: rc.Per.D(), Burst: rc.Burst, Key: key,
+			MaxKeys: rc.MaxKeys, IPv6Prefix: rc.IPv6Prefix, Lease: rc.Lease, OnStoreError: onErr,
+		}
+		if rc.Store == "redis" {
+			cfg.Store = p.redis
+			cfg.StoreErrorHook = func(err error) {
+				log.Warn("rate limit store failed; deciding by on_store_error", "limit", name, "on_store_error", onErr.String(), "error", err.Error())
+			}
+			cfg.StoreRecoverHook = func(down time.Duration) {
+				log.Info("rate limit store recovered", "limit", name, "down_for", down.String())
+			}
+		}
+		sig := fmt.Sprintf("%+v|%s", *rc, p.redisKey)
+		p.limitKey[name] = sig
+		if prev != nil && prev.limitKey[name] == sig && (rc.Store != "redis" || prev.redis == p.redis) {
+			p.limits[name] = prev.limits[name]
+			continue
+		}
+		l, err := limit.New(cfg)
+		if err != nil {
+			errs.Addf(rc.Line, "%s: %v", path, err)
+			continue
+		}
+		p.limits[name] = l
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func lbConfig(name string, pc *config.Pool, errs *config.Errors, log *slog.Logger) (lb.Config, lb.Checker) {

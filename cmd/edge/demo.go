@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"example.com/edge/cmd/edge/config"
+	"example.com/edge/l7/jwt/mint"
 	"example.com/edge/tlsterm"
 )
 
@@ -68,6 +69,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 
 // demo is the demo's pods and files.
 type demo struct {
+	signer     any // the auth pods' signing key; the edge holds only the public half
 	dir        string
 	ownDir     bool
 	configPath string
@@ -95,6 +97,11 @@ func setUpDemo(dir, httpAddr, httpsAddr string) (*demo, error) {
 	} else if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("edge demo: %w", err)
 	}
+	kp, err := mint.GenerateKey("EdDSA", demoKid, nil)
+	if err != nil {
+		return nil, fmt.Errorf("edge demo: key: %w", err)
+	}
+	d.signer = kp.Private
 	for _, name := range []string{"app-1", "app-2", "auth-1", "auth-2"} {
 		p, err := startDemoPod(name, d)
 		if err != nil {
@@ -108,7 +115,7 @@ func setUpDemo(dir, httpAddr, httpsAddr string) (*demo, error) {
 		d.close()
 		return nil, fmt.Errorf("edge demo: certificate: %w", err)
 	}
-	files := map[string][]byte{"example.com.crt": certPEM, "example.com.key": keyPEM}
+	files := map[string][]byte{"example.com.crt": certPEM, "example.com.key": keyPEM, "users-ed25519.pub": kp.PublicPEM}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(d.dir, name), b, 0o600); err != nil {
 			d.close()
@@ -175,14 +182,36 @@ pools:
     balance: round_robin
     health_check: {path: /healthz, interval: 2s}
 
+jwt:
+  users:
+    keys:
+      - {pem_file: users-ed25519.pub, alg: EdDSA, kid: ` + demoKid + `}
+    algorithms: [EdDSA]
+    issuer: ` + demoIssuer + `
+    audience: [example.com]
+    leeway: 30s
+    forward_claims: {sub: X-User-Id, scope: X-User-Scope}
+
+rate_limits:
+  per_ip:   {key: client_ip, rate: 10, per: 1s, burst: 20}
+  per_user: {key: "claim:sub", rate: 5, per: 1s, burst: 10}
+
 routes:
-  - {host: example.com, prefix: /auth/, pool: auth}
+  - {host: example.com, prefix: /auth/, pool: auth, rate_limit: per_ip}
   - host: example.com
     prefix: /app/
     pool: app
+    jwt: users
+    scopes: [app:read]
+    rate_limit: per_user
     methods: [GET, POST, PUT, DELETE]
     request_headers: {add: {X-Edge: "1"}, remove: [X-Debug]}
 `))
+
+const (
+	demoKid    = "demo-ed25519"
+	demoIssuer = "https://auth.example.com"
+)
 
 func startDemoPod(name string, d *demo) (*demoPod, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -200,8 +229,38 @@ func startDemoPod(name string, d *demo) (*demoPod, error) {
 		enc.Encode(v) //nolint:errcheck
 	}
 	if strings.HasPrefix(name, "auth") {
+		// The auth service signs tokens; the edge verifies them with the
+		// public key alone.
 		mux.HandleFunc("POST /auth/login", func(w http.ResponseWriter, r *http.Request) {
-			reply(w, http.StatusOK, map[string]any{"pod": name, "message": "logged in"})
+			var body struct {
+				User string `json:"user"`
+			}
+			json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body) //nolint:errcheck // an empty body logs in the demo user
+			if body.User == "" {
+				body.User = "demo-user"
+			}
+			tok, err := mint.Sign(mint.Options{
+				Alg: "EdDSA", Kid: demoKid, Subject: body.User, Issuer: demoIssuer,
+				Audience: []string{"example.com"}, Scope: "app:read", TTL: time.Hour,
+			}, d.signer)
+			if err != nil {
+				reply(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Pod", name)
+			fmt.Fprintf(w, "{\"token\":%q}\n", tok)
+		})
+	}
+	if strings.HasPrefix(name, "app") {
+		mux.HandleFunc("/app/dashboard", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, http.StatusOK, map[string]any{
+				"pod":        name,
+				"message":    "hello " + r.Header.Get("X-User-Id") + ", this is your dashboard",
+				"user":       r.Header.Get("X-User-Id"),
+				"scope":      r.Header.Get("X-User-Scope"),
+				"request_id": r.Header.Get("X-Request-Id"),
+			})
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -224,39 +283,51 @@ func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime) {
 	_, httpsPort, _ := net.SplitHostPort(d.httpsAddr)
 	httpHost, _, _ := net.SplitHostPort(d.httpAddr)
 	httpsHost, _, _ := net.SplitHostPort(d.httpsAddr)
-	crt := filepath.Join(d.dir, "example.com.crt")
 	admin := ""
 	if rt.admin != nil {
 		admin = rt.admin.addr
 	}
-	fmt.Fprintf(w, `
-edge demo is running: example.com's request path on loopback
-  HTTP   http://example.com:%[1]s   (-> %[3]s)
-  HTTPS  https://example.com:%[2]s  (-> %[4]s, self-signed certificate for example.com)
-  admin  http://%[5]s  (/metrics /healthz /readyz /config)
-  pods   app-1 %[6]s, app-2 %[7]s, auth-1 %[8]s, auth-2 %[9]s
-  files  %[10]s (config edge.yaml, certificate, access.log)
+	r := strings.NewReplacer(
+		"$HTTPPORT", httpPort, "$HTTPSPORT", httpsPort, "$HTTPHOST", httpHost, "$HTTPSHOST", httpsHost,
+		"$ADMIN", admin, "$DIR", d.dir, "$CRT", filepath.Join(d.dir, "example.com.crt"),
+		"$APP1", d.pods[0].addr(), "$APP2", d.pods[1].addr(), "$AUTH1", d.pods[2].addr(), "$AUTH2", d.pods[3].addr(),
+	)
+	r.WriteString(w, `
+edge demo: example.com's whole request path, running on loopback
+  HTTP   http://example.com:$HTTPPORT   -> $HTTPHOST   (gnet L4 listener -> L7)
+  HTTPS  https://example.com:$HTTPSPORT  -> $HTTPSHOST   (TLS 1.3, X25519MLKEM768, self-signed cert for example.com)
+  admin  http://$ADMIN                 (/metrics /healthz /readyz /config)
+  pods   app-1 $APP1  app-2 $APP2  auth-1 $AUTH1  auth-2 $AUTH2
+  files  $DIR  (edge.yaml, certificate, public key, access.log)
 
-Try it (paste into a shell):
+Paste these into a shell:
 
-  # the app pool, answered by app-1 and app-2 in turn
-  curl -s --resolve example.com:%[1]s:%[3]s http://example.com:%[1]s/app/dashboard
+  # 1. log in at the auth pool: an auth pod signs an Ed25519 JWT
+  TOKEN=$(curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -X POST -d '{"user":"alice"}' \
+      http://example.com:$HTTPPORT/auth/login | sed -E 's/.*"token":"([^"]+)".*/\1/'); echo $TOKEN
 
-  # the same over TLS (X25519MLKEM768 key exchange when your curl supports it)
-  curl -s --cacert %[11]s --resolve example.com:%[2]s:%[4]s https://example.com:%[2]s/app/dashboard
+  # 2. the dashboard needs it: the edge verifies it, forwards sub as X-User-Id, balances over app-1/app-2
+  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -H "Authorization: Bearer $TOKEN" http://example.com:$HTTPPORT/app/dashboard
 
-  # log in at the auth pool
-  curl -s --resolve example.com:%[1]s:%[3]s -X POST http://example.com:%[1]s/auth/login
+  # 3. the same over TLS with a post-quantum key exchange
+  curl -s --cacert $CRT --resolve example.com:$HTTPSPORT:$HTTPSHOST -H "Authorization: Bearer $TOKEN" https://example.com:$HTTPSPORT/app/dashboard
 
-  # edge's own answers: no route (404) and method not allowed (405)
-  curl -s --resolve example.com:%[1]s:%[3]s http://example.com:%[1]s/nowhere
-  curl -s --resolve example.com:%[1]s:%[3]s -X PATCH http://example.com:%[1]s/app/dashboard
+  # 4. no token, a forged one: the request stops at the edge (401, JSON error, WWW-Authenticate)
+  curl -si --resolve example.com:$HTTPPORT:$HTTPHOST http://example.com:$HTTPPORT/app/dashboard
+  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -H "Authorization: Bearer ${TOKEN}x" http://example.com:$HTTPPORT/app/dashboard
 
-  # metrics, then the running configuration
-  curl -s http://%[5]s/metrics | grep '^edge_'
-  curl -s http://%[5]s/config
+  # 5. rate limit: alice gets 10 at once, then 5/s; watch the 200s turn into 429s
+  for i in $(seq 15); do curl -s -o /dev/null -w '%{http_code} ' --resolve example.com:$HTTPPORT:$HTTPHOST \
+      -H "Authorization: Bearer $TOKEN" http://example.com:$HTTPPORT/app/dashboard; done; echo
 
-Stop with Ctrl-C (the edge drains in-flight requests first).
-`, httpPort, httpsPort, httpHost, httpsHost, admin,
-		d.pods[0].addr(), d.pods[1].addr(), d.pods[2].addr(), d.pods[3].addr(), d.dir, crt)
+  # 6. edge's own answers: no route (404), method not allowed (405)
+  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST http://example.com:$HTTPPORT/nowhere
+  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -X PATCH -H "Authorization: Bearer $TOKEN" http://example.com:$HTTPPORT/app/dashboard
+
+  # 7. what the edge saw
+  curl -s http://$ADMIN/metrics | grep -E '^edge_(requests|jwt|ratelimit|tls|upstream_healthy)'
+  tail -n 3 $DIR/access.log
+
+Stop with Ctrl-C: the edge drains in-flight requests, then exits.
+`)
 }

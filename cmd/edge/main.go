@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args, stdout, stderr)
 	case "check":
 		return cmdCheck(args, stdout, stderr)
+	case "token":
+		return cmdToken(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "edge %s %s %s/%s\nfeatures: %s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH, features)
 		return 0
@@ -173,7 +175,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	p.closePools(nil)
+	p.release(nil)
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }

@@ -81,7 +81,7 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 	}
 	al, err := openAccessLog(f.Tuning.AccessLog, out)
 	if err != nil {
-		p.closePools(nil)
+		p.release(nil)
 		return nil, err
 	}
 	rt.access = al
@@ -89,27 +89,25 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 	opts.Logger, opts.AccessLog, opts.Metrics = log, al, rt.reg
 	engine, err := proxy.New(opts, p.proxy)
 	if err != nil {
-		p.closePools(nil)
+		p.release(nil)
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	rt.engine = engine
 
 	lcfg, terms, err := rt.l4Config(path, p)
 	if err != nil {
-		p.closePools(nil)
+		p.release(nil)
 		return nil, err
 	}
 	srv, err := l4.New(lcfg)
 	if err != nil {
-		p.closePools(nil)
+		p.release(nil)
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	rt.l4 = srv
 	rt.swapTerminators(terms)
 	rt.cur.Store(p)
-	for name, pool := range p.pools {
-		pool.Start(rt.poolsCtx, p.checkers[name])
-	}
+	p.start(rt.poolsCtx)
 	if err := srv.Start(); err != nil {
 		rt.abort()
 		return nil, fmt.Errorf("edge: %w", err)
@@ -332,11 +330,11 @@ func (rt *edgeRuntime) reloadLocked() error {
 	}
 	lcfg, terms, err := rt.l4Config(rt.path, p)
 	if err != nil {
-		p.closePools(prev)
+		p.release(prev)
 		return err
 	}
 	if err := rt.engine.Update(p.proxy); err != nil {
-		p.closePools(prev)
+		p.release(prev)
 		for _, t := range terms {
 			t.cancel()
 		}
@@ -349,11 +347,9 @@ func (rt *edgeRuntime) reloadLocked() error {
 	}
 	rt.l4.SetPools(lcfg.Pools)
 	rt.swapTerminators(terms)
-	for name, pool := range p.pools {
-		pool.Start(rt.poolsCtx, p.checkers[name])
-	}
+	p.start(rt.poolsCtx)
 	rt.cur.Store(p)
-	prev.closePools(p)
+	prev.release(p)
 	rt.log.Info("configuration reloaded", "config", rt.path, "summary", p.describe())
 	return nil
 }
@@ -410,7 +406,7 @@ func (rt *edgeRuntime) shutdown(ctx context.Context) error {
 	rt.serveWG.Wait()
 	rt.stop()
 	if p := rt.cur.Load(); p != nil {
-		p.closePools(nil)
+		p.release(nil)
 	}
 	for _, t := range rt.term {
 		t.cancel()
@@ -496,6 +492,28 @@ func (rt *edgeRuntime) registerMetrics() {
 	rt.reg.CounterFunc("edge_access_log_dropped_total", "Access-log records dropped because the writer fell behind.", func(emit func(float64, ...string)) {
 		emit(float64(rt.access.Dropped()))
 	})
+	rt.reg.CounterFunc("edge_ratelimit_store_errors_total", "Failed calls to a global limit's store (Redis), by limit.", func(emit func(float64, ...string)) {
+		p := rt.cur.Load()
+		for _, name := range sortedKeys(p.limits) {
+			if l := p.limits[name]; l.Global() {
+				emit(float64(l.Stats().StoreErrors), name)
+			}
+		}
+	}, "limit")
+	rt.reg.CounterFunc("edge_ratelimit_store_fallbacks_total", "Requests a global limit decided by on_store_error, by limit.", func(emit func(float64, ...string)) {
+		p := rt.cur.Load()
+		for _, name := range sortedKeys(p.limits) {
+			if l := p.limits[name]; l.Global() {
+				emit(float64(l.Stats().StoreFallbacks), name)
+			}
+		}
+	}, "limit")
+	rt.reg.GaugeFunc("edge_ratelimit_keys", "Buckets held by a rate limit, by limit.", func(emit func(float64, ...string)) {
+		p := rt.cur.Load()
+		for _, name := range sortedKeys(p.limits) {
+			emit(float64(p.limits[name].Stats().Keys), name)
+		}
+	}, "limit")
 	rt.reg.GaugeFunc("edge_info", "Build information.", func(emit func(float64, ...string)) {
 		emit(1, version, runtime.Version())
 	}, "version", "go_version")

@@ -15,6 +15,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"example.com/edge/l7/accesslog"
+	"example.com/edge/l7/jwt"
+	"example.com/edge/l7/limit"
 	"example.com/edge/l7/route"
 	"example.com/edge/lb"
 )
@@ -46,10 +48,16 @@ type reqState struct {
 
 	id  []byte // the request ID (copied: header memory moves as headers change)
 	buf []byte // scratch
+	hdr []byte // scratch for a response header value
+
+	claims  *jwt.Claims // the verified token's claims, on JWT routes
+	reason  string      // why the edge refused the request (access log)
+	rlPol   []byte      // RateLimit-Policy of the route's limits
+	rlState []byte      // RateLimit after this request
 }
 
 var statePool = sync.Pool{New: func() any {
-	return &reqState{id: make([]byte, 0, maxRequestIDLen), buf: make([]byte, 0, 256)}
+	return &reqState{id: make([]byte, 0, maxRequestIDLen), buf: make([]byte, 0, 256), hdr: make([]byte, 0, 128)}
 }}
 
 func (h *handler) acquireState(start time.Time) *reqState {
@@ -59,11 +67,14 @@ func (h *handler) acquireState(start time.Time) *reqState {
 }
 
 func releaseState(st *reqState) {
-	id, buf := st.id[:0], st.buf[:0]
+	if st.claims != nil {
+		jwt.ReleaseClaims(st.claims)
+	}
+	id, buf, hdr, rlPol, rlState := st.id[:0], st.buf[:0], st.hdr[:0], st.rlPol[:0], st.rlState[:0]
 	if cap(buf) > 4096 {
 		buf = make([]byte, 0, 256)
 	}
-	*st = reqState{id: id, buf: buf}
+	*st = reqState{id: id, buf: buf, hdr: hdr, rlPol: rlPol, rlState: rlState}
 	statePool.Put(st)
 }
 
@@ -113,7 +124,9 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		return
 	case route.MethodNotAllowed:
 		st.route = lv.routes[idx]
-		h.rejectWith(ctx, st, fasthttp.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this route", "Allow", st.route.allowHeader)
+		h.writeReject(ctx, st, fasthttp.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this route")
+		ctx.Response.Header.SetBytesV("Allow", st.route.allowHeader)
+		h.endReject(ctx, st, CodeMethodNotAllowed)
 		return
 	}
 	cr := lv.routes[idx]
@@ -136,8 +149,98 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Request.SetBodyStream(lb, -1)
 	}
 
+	if cr.jwt != nil && !h.authenticate(ctx, st, cr) {
+		return
+	}
+	if cr.rateLimited && !h.rateLimit(ctx, st, snap, cr) {
+		return
+	}
 	h.prepareUpstreamRequest(ctx, st, snap, lv, cr)
 	h.forward(ctx, st, buffered)
+}
+
+// authenticate checks the bearer token against the route's policy and
+// scopes (contract: 401 missing_token/invalid_token with WWW-Authenticate,
+// 403 insufficient_scope, 503 jwks_unavailable). The token never reaches a
+// log: only the rejection's reason does.
+func (h *handler) authenticate(ctx *fasthttp.RequestCtx, st *reqState, cr *compiledRoute) bool {
+	var err error
+	token, ok := jwt.ExtractBearer(ctx.Request.Header.Peek("Authorization"))
+	if !ok {
+		err = jwt.ErrMissingToken
+	} else {
+		st.claims = jwt.AcquireClaims()
+		err = cr.jwt.Verify(token, h.p.opts.Now(), st.claims)
+		if err == nil && !st.claims.HasScopes(cr.scopes) {
+			err = jwt.ErrInsufficientScope
+		}
+	}
+	if err == nil {
+		return true
+	}
+	if st.claims != nil {
+		jwt.ReleaseClaims(st.claims) // nothing of a rejected token is kept
+		st.claims = nil
+	}
+	st.reason = jwt.Reason(err)
+	cr.jwtRejects.inc(st.reason)
+	h.writeReject(ctx, st, jwt.HTTPStatus(err), jwt.Code(err), jwt.Message(err))
+	if st.hdr = jwt.AppendWWWAuthenticate(st.hdr[:0], err, cr.scopes); len(st.hdr) > 0 {
+		ctx.Response.Header.SetBytesV("WWW-Authenticate", st.hdr)
+	}
+	h.endReject(ctx, st, jwt.Code(err))
+	return false
+}
+
+// rateLimit counts the request against each of the route's limits, keyed
+// per the limit's key; a request without the key's value falls back to its
+// client address. The RateLimit-Policy and RateLimit fields it builds go on
+// the response (draft-ietf-httpapi-ratelimit-headers-11), one list member
+// per limit.
+func (h *handler) rateLimit(ctx *fasthttp.RequestCtx, st *reqState, snap *snapshot, cr *compiledRoute) bool {
+	now := h.p.opts.Now()
+	var client netip.Addr
+	for i, rl := range cr.limits {
+		var res limit.Result
+		key := rl.l.Key()
+		var v []byte
+		switch key.Kind {
+		case limit.KeyRoute:
+			v = cr.routeKey
+		case limit.KeyHeader:
+			v = ctx.Request.Header.Peek(key.Name)
+		case limit.KeyClaim:
+			if st.claims != nil {
+				v, _ = st.claims.Value(key.Name)
+			}
+		}
+		if len(v) > 0 {
+			res = rl.l.Allow(v, now)
+		} else {
+			if !client.IsValid() {
+				client = realClient(ctx, snap)
+			}
+			res = rl.l.AllowAddr(client, now)
+		}
+		if i > 0 {
+			st.rlPol = append(st.rlPol, ", "...)
+			st.rlState = append(st.rlState, ", "...)
+		}
+		st.rlPol = rl.l.AppendPolicyHeader(st.rlPol)
+		st.rlState = rl.l.AppendRateLimitHeader(st.rlState, res)
+		if !res.Allowed {
+			rl.rejected.Inc()
+			st.reason = rl.l.Name()
+			h.writeReject(ctx, st, fasthttp.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded; retry after the time in Retry-After")
+			st.hdr = strconv.AppendInt(st.hdr[:0], int64(limit.RetryAfterSeconds(res)), 10)
+			ctx.Response.Header.SetBytesV("Retry-After", st.hdr)
+			ctx.Response.Header.SetBytesV("RateLimit-Policy", st.rlPol)
+			ctx.Response.Header.SetBytesV("RateLimit", st.rlState)
+			h.endReject(ctx, st, CodeRateLimited)
+			return false
+		}
+	}
+	return true
 }
 
 // prepareUpstreamRequest turns the client's request into the upstream's, in
@@ -175,6 +278,16 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 	for _, a := range cr.reqAdd {
 		hdr.SetBytesKV(a.k, a.v)
 	}
+	if cr.jwt != nil {
+		// Client copies of claim headers go first, always, so a client can
+		// never supply a header the upstream takes for a verified claim.
+		for _, fc := range cr.jwt.ForwardClaims() {
+			hdr.Del(fc.Header)
+			if v, ok := st.claims.Value(fc.Claim); ok {
+				hdr.SetBytesV(fc.Header, v)
+			}
+		}
+	}
 
 	// The request line carries the path the edge routed on, re-escaped, so
 	// the upstream decodes exactly what was matched, minus the stripped prefix.
@@ -200,7 +313,7 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool) {
 	p, pv, cr := h.p, st.pool, st.route
 	deadline := st.start.Add(cr.timeout)
-	hash := h.hashKey(ctx, pv)
+	hash := h.hashKey(ctx, st, pv)
 	idem := idempotent(ctx.Method())
 	var tried lb.Tried
 	for {
@@ -283,6 +396,10 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 	for _, a := range st.route.respAdd {
 		resp.Header.SetBytesKV(a.k, a.v)
 	}
+	if st.route.rateLimited {
+		resp.Header.SetBytesV("RateLimit-Policy", st.rlPol)
+		resp.Header.SetBytesV("RateLimit", st.rlState)
+	}
 	if body := st.upResp.BodyStream(); body != nil {
 		// The body streams after the handler returns; the request is done,
 		// and its endpoint free, when fasthttp closes the stream.
@@ -323,18 +440,21 @@ func (st *reqState) CloseWithError(err error) error {
 
 // reject answers with an error produced by the edge itself. st is released.
 func (h *handler) reject(ctx *fasthttp.RequestCtx, st *reqState, status int, code, msg string) {
-	h.rejectWith(ctx, st, status, code, msg, "", nil)
+	h.writeReject(ctx, st, status, code, msg)
+	h.endReject(ctx, st, code)
 }
 
-// rejectWith is reject with one extra response header (Allow, Retry-After).
-func (h *handler) rejectWith(ctx *fasthttp.RequestCtx, st *reqState, status int, code, msg, hdrName string, hdrValue []byte) {
+// writeReject writes an error response; the caller may add headers, then
+// calls endReject.
+func (h *handler) writeReject(ctx *fasthttp.RequestCtx, st *reqState, status int, code, msg string) {
 	st.buf = writeError(ctx, status, code, msg, st.id, st.buf)
-	if hdrName != "" {
-		ctx.Response.Header.SetBytesV(hdrName, hdrValue)
-	}
 	st.status = status
+}
+
+// endReject logs and counts an error response and releases st.
+func (h *handler) endReject(ctx *fasthttp.RequestCtx, st *reqState, code string) {
 	st.rec = h.beginLog(ctx, st)
-	st.rec.String("error", code)
+	st.rec.String("error", code).String("reason", st.reason)
 	h.finish(st, int64(len(ctx.Response.Body())))
 }
 
@@ -361,6 +481,11 @@ func (h *handler) beginLog(ctx *fasthttp.RequestCtx, st *reqState) *accesslog.Re
 	}
 	if st.ep != nil {
 		r.String("endpoint", st.up.label).Int("upstream_status", int64(st.status))
+	}
+	if st.claims != nil {
+		if sub, ok := st.claims.Sub(); ok {
+			r.Str("jwt_sub", sub)
+		}
 	}
 	return r
 }
@@ -459,27 +584,38 @@ func validHost(h []byte) bool {
 }
 
 // hashKey computes the consistent-hash key of a request for pools that
-// balance by hash; other pools ignore it.
-func (h *handler) hashKey(ctx *fasthttp.RequestCtx, pv *poolView) uint64 {
+// balance by hash; other pools ignore it. A request without the hashed value
+// (no such header, cookie or claim) hashes on its client address, so such
+// requests spread instead of piling onto one endpoint.
+func (h *handler) hashKey(ctx *fasthttp.RequestCtx, st *reqState, pv *poolView) uint64 {
 	if pv.lb.Balance() != lb.ConsistentHash {
 		return 0
 	}
 	on := pv.lb.HashOn()
 	switch on.Kind {
 	case lb.HashHeader:
-		return lb.Hash(ctx.Request.Header.Peek(on.Name))
+		if v := ctx.Request.Header.Peek(on.Name); len(v) > 0 {
+			return lb.Hash(v)
+		}
 	case lb.HashCookie:
-		return lb.Hash(ctx.Request.Header.Cookie(on.Name))
+		if v := ctx.Request.Header.Cookie(on.Name); len(v) > 0 {
+			return lb.Hash(v)
+		}
+	case lb.HashClaim:
+		if st.claims != nil {
+			if v, ok := st.claims.Value(on.Name); ok {
+				return lb.Hash(v)
+			}
+		}
 	case lb.HashSNI:
 		if cs := ctx.TLSConnectionState(); cs != nil {
 			return lb.HashString(cs.ServerName)
 		}
 		return lb.Hash(ctx.Host())
-	default:
-		a := realClient(ctx, h.p.snap.Load())
-		b := a.As16()
-		return lb.Hash(b[:])
 	}
+	// client_ip, and the fallback of a request without the hashed value.
+	b := realClient(ctx, h.p.snap.Load()).As16()
+	return lb.Hash(b[:])
 }
 
 // peerAddr is the address of the connection's other end (after PROXY

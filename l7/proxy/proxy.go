@@ -29,6 +29,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"example.com/edge/l7/accesslog"
+	"example.com/edge/l7/jwt"
+	"example.com/edge/l7/limit"
 	"example.com/edge/l7/metrics"
 	"example.com/edge/l7/route"
 	"example.com/edge/lb"
@@ -120,6 +122,11 @@ type Config struct {
 	// Pools by name; routes refer to them. The caller owns their lifecycle
 	// (NewPool with the previous pool, Start, Close).
 	Pools map[string]*Pool
+	// JWT policies by name; routes refer to them. The caller owns their
+	// lifecycle (JWKS refresh Start, Close).
+	JWT map[string]*jwt.Policy
+	// Limits by name; routes refer to them. The caller owns their lifecycle.
+	Limits map[string]*limit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-* headers are believed.
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes is the request body limit of routes that set none; 413
@@ -148,8 +155,15 @@ type Route struct {
 	Methods     []string
 	StripPrefix bool
 	// Listeners limits the route to these listeners; empty means all.
-	Listeners       []string
-	Pool            string
+	Listeners []string
+	Pool      string
+	// JWT names the policy a request's bearer token must pass; "" means none.
+	JWT string
+	// Scopes the token must grant (403 insufficient_scope otherwise).
+	Scopes []string
+	// RateLimits name the limits every request of the route is counted
+	// against, after JWT (so claim-keyed limits see the verified claims).
+	RateLimits      []string
 	RequestHeaders  HeaderOps
 	ResponseHeaders HeaderOps
 	// MaxBodyBytes overrides Config.MaxBodyBytes; 0 inherits it.
@@ -190,14 +204,17 @@ type Proxy struct {
 	mu      sync.Mutex               // guards clients and Update
 	clients map[string]*upstreamConn // by pool + endpoint address
 
-	draining atomic.Bool
-	m        engineMetrics
+	draining   atomic.Bool
+	m          engineMetrics
+	jwtRejects map[string]*jwtRejects // by policy name; guarded by mu
 }
 
 type engineMetrics struct {
-	requests  *metrics.CounterVec
-	duration  *metrics.HistogramVec
-	upstreams *metrics.CounterVec
+	requests    *metrics.CounterVec
+	duration    *metrics.HistogramVec
+	upstreams   *metrics.CounterVec
+	jwtRejects  *metrics.CounterVec
+	rateLimited *metrics.CounterVec
 }
 
 // New builds an engine serving cfg.
@@ -209,7 +226,10 @@ func New(opts Options, cfg Config) (*Proxy, error) {
 		requests:  r.Counter("edge_requests_total", "Requests answered, by route and status code.", "route", "code"),
 		duration:  r.Histogram("edge_request_duration_seconds", "Time from request head to response handed to the client.", metrics.DurationBuckets, "route"),
 		upstreams: r.Counter("edge_upstream_requests_total", "Upstream exchanges, by pool, endpoint and status code (code 0: no response).", "pool", "endpoint", "code"),
+		jwtRejects:  r.Counter("edge_jwt_rejections_total", "Requests refused by JWT checks, by policy and reason.", "policy", "reason"),
+		rateLimited: r.Counter("edge_ratelimit_rejections_total", "Requests refused by a rate limit, by limit.", "limit"),
 	}
+	p.jwtRejects = map[string]*jwtRejects{}
 	if err := p.Update(cfg); err != nil {
 		return nil, err
 	}
@@ -265,6 +285,52 @@ type compiledRoute struct {
 	codes       *codeCounters
 	duration    *metrics.Histogram
 	allowHeader []byte
+
+	jwt         *jwt.Policy
+	jwtRejects  *jwtRejects
+	scopes      []string
+	limits      []*routeLimit
+	routeKey    []byte // the bucket key of route-keyed limits
+	rateLimited bool
+}
+
+// routeLimit is one rate limit of a route, with its rejection counter.
+type routeLimit struct {
+	l        *limit.Limiter
+	rejected *metrics.Counter
+}
+
+// jwtRejects resolves edge_jwt_rejections_total{policy,reason} series on
+// first use per reason.
+type jwtRejects struct {
+	vec    *metrics.CounterVec
+	policy string
+	mu     sync.Mutex
+	by     atomic.Pointer[map[string]*metrics.Counter]
+}
+
+func (j *jwtRejects) inc(reason string) {
+	if m := j.by.Load(); m != nil {
+		if c := (*m)[reason]; c != nil {
+			c.Inc()
+			return
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	next := map[string]*metrics.Counter{}
+	if m := j.by.Load(); m != nil {
+		for k, v := range *m {
+			next[k] = v
+		}
+	}
+	c := next[reason]
+	if c == nil {
+		c = j.vec.With(j.policy, reason)
+		next[reason] = c
+	}
+	j.by.Store(&next)
+	c.Inc()
 }
 
 type kv struct{ k, v []byte }
@@ -346,6 +412,35 @@ func (p *Proxy) build(cfg Config) (*snapshot, error) {
 		if len(rc.Methods) > 0 {
 			cr.allowHeader = []byte(strings.Join(rc.Methods, ", "))
 		}
+		if rc.JWT != "" {
+			cr.jwt = cfg.JWT[rc.JWT]
+			if cr.jwt == nil {
+				errs = append(errs, fmt.Errorf("proxy: routes[%d].jwt: unknown policy %q", i, rc.JWT))
+				continue
+			}
+			cr.jwtRejects = p.jwtRejects[rc.JWT]
+			if cr.jwtRejects == nil {
+				cr.jwtRejects = &jwtRejects{vec: p.m.jwtRejects, policy: rc.JWT}
+				p.jwtRejects[rc.JWT] = cr.jwtRejects
+			}
+			cr.scopes = rc.Scopes
+		} else if len(rc.Scopes) > 0 {
+			errs = append(errs, fmt.Errorf("proxy: routes[%d].scopes: the route has no jwt policy", i))
+			continue
+		}
+		for _, name := range rc.RateLimits {
+			l := cfg.Limits[name]
+			if l == nil {
+				errs = append(errs, fmt.Errorf("proxy: routes[%d].rate_limit: unknown limit %q", i, name))
+				continue
+			}
+			if l.Key().Kind == limit.KeyClaim && cr.jwt == nil {
+				errs = append(errs, fmt.Errorf("proxy: routes[%d].rate_limit: %q is keyed by a claim but the route has no jwt policy", i, name))
+			}
+			cr.limits = append(cr.limits, &routeLimit{l: l, rejected: p.m.rateLimited.With(name)})
+		}
+		cr.rateLimited = len(cr.limits) > 0
+		cr.routeKey = []byte(cr.name)
 		cr.codes = newCodeCounters(p.m.requests, cr.name)
 		cr.duration = p.m.duration.With(cr.name)
 		s.routes = append(s.routes, cr)
