@@ -2,6 +2,7 @@ package l4
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -135,6 +136,11 @@ func (ls *loopState) sweepExpired(now int64) {
 // OnBoot records the engine and the bound address (which differs from the
 // configured one for port 0).
 func (h *gnetHandler) OnBoot(eng gnet.Engine) gnet.Action {
+	select {
+	case <-h.l.gnetStop:
+		return gnet.Shutdown // stopped while a restart was starting
+	default:
+	}
 	h.eng = eng
 	if fd, err := eng.Dup(); err == nil {
 		if sa, err := unix.Getsockname(fd); err == nil {
@@ -297,10 +303,15 @@ func (g gnetLogger) Errorf(f string, args ...any) { g.srv.logf("l4: gnet: "+f, a
 func (g gnetLogger) Fatalf(f string, args ...any) { g.srv.logf("l4: gnet: "+f, args...) }
 
 // startGnet runs the listener's engine and waits for it to boot.
+//
+// gnet stops a whole engine when accept(2) fails with anything but
+// EAGAIN/EINTR/ECONNRESET/ECONNABORTED, EMFILE included: one moment out of
+// descriptors would end the listener for good. So a supervisor goroutine runs
+// the engine again, on the address it had bound, after a backoff (100ms
+// doubling to 5s), until stopGnet. Connections already handed off are Go's
+// and unaffected; those still being classified are closed with the engine.
 func (l *listener) startGnet() error {
 	cfg := &l.srv.cfg
-	h := &gnetHandler{l: l, booted: make(chan struct{})}
-	l.gh = h
 	loops := cfg.EventLoops
 	if loops <= 0 {
 		loops = runtime.GOMAXPROCS(0)
@@ -315,32 +326,80 @@ func (l *listener) startGnet() error {
 		gnet.WithLogger(gnetLogger{l.srv}),
 	}
 	l.runDone = make(chan struct{})
-	addr := "tcp://" + l.set.Load().Address
-	go func() {
-		defer close(l.runDone)
-		if err := gnet.Run(h, addr, opts...); err != nil {
-			l.runErr = err
-		}
-	}()
+	l.gnetStop = make(chan struct{})
+	first := &gnetHandler{l: l, booted: make(chan struct{})}
+	l.gh.Store(first)
+	firstErr := make(chan error, 1)
+	go l.superviseGnet(first, opts, firstErr)
 	select {
-	case <-h.booted:
+	case <-first.booted:
 		return nil
-	case <-l.runDone:
-		return fmt.Errorf("l4: listener %q: gnet on %s: %w", l.set.Load().Name, addr, l.runErr)
+	case err := <-firstErr:
+		return fmt.Errorf("l4: listener %q: gnet on %s: %w", l.set.Load().Name, l.set.Load().Address, err)
+	}
+}
+
+func (l *listener) superviseGnet(h *gnetHandler, opts []gnet.Option, firstErr chan<- error) {
+	defer close(l.runDone)
+	name := l.set.Load().Name
+	addr := "tcp://" + l.set.Load().Address
+	var delay time.Duration
+	for {
+		err := gnet.Run(h, addr, opts...)
+		select {
+		case <-h.booted:
+		default:
+			if firstErr != nil { // never came up: Start reports it
+				if err == nil {
+					err = errors.New("engine stopped before boot")
+				}
+				firstErr <- err
+				return
+			}
+		}
+		firstErr = nil
+		select {
+		case <-l.gnetStop:
+			return
+		default:
+		}
+		if a := l.bound.Load(); a != nil {
+			addr = "tcp://" + a.String() // keep the port a ":0" listener got
+		}
+		delay = min(max(2*delay, 100*time.Millisecond), 5*time.Second)
+		l.stats.engineRestarts.Add(1)
+		l.srv.logf("l4: listener %q: gnet engine stopped (%v); restarting in %v", name, err, delay)
+		select {
+		case <-l.gnetStop:
+			return
+		case <-time.After(delay):
+		}
+		h = &gnetHandler{l: l, booted: make(chan struct{})}
+		l.gh.Store(h)
 	}
 }
 
 // stopGnet stops the engine (its loops close the connections still being
 // classified) and waits for it up to ctx.
 func (l *listener) stopGnet(ctx context.Context) error {
-	if l.gh == nil {
+	if l.gnetStop == nil {
 		return nil
 	}
-	// Engine.Stop polls every 500ms for completion; with a cancelled context
-	// it only triggers the shutdown, and runDone tells when it is over.
-	trigger, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = l.gh.eng.Stop(trigger)
+	l.gnetStopOnce.Do(func() { close(l.gnetStop) })
+	// A handler that has not booted yet sees gnetStop in OnBoot and
+	// declines to start; one that has is stopped here. Engine.Stop polls
+	// every 500ms for completion; with a cancelled context it only triggers
+	// the shutdown, and runDone tells when it is over.
+	select {
+	case <-l.gh.Load().booted:
+		trigger, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = l.gh.Load().eng.Stop(trigger)
+	case <-l.runDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	select {
 	case <-l.runDone:
 		return nil

@@ -43,9 +43,10 @@ type listener struct {
 	bound atomic.Pointer[net.TCPAddr]
 
 	// gnet
-	gh      *gnetHandler
-	runDone chan struct{}
-	runErr  error
+	gh           atomic.Pointer[gnetHandler] // the engine running now
+	runDone      chan struct{}               // closed when the supervisor has exited
+	gnetStop     chan struct{}
+	gnetStopOnce sync.Once
 
 	// accept=go
 	goLn   net.Listener

@@ -64,6 +64,9 @@ type ListenerStats struct {
 	// HandoffSpilled counts deliveries that found the hand-off channel full
 	// and waited in a goroutine.
 	HandoffSpilled uint64
+	// EngineRestarts counts gnet engines that stopped on an accept error
+	// (such as EMFILE) and were started again.
+	EngineRestarts uint64
 }
 
 // counters are a listener's live statistics; every field is atomic.
@@ -73,6 +76,7 @@ type counters struct {
 	rejected                       [NumRejectReasons]atomic.Uint64
 	bytesIn, bytesOut              atomic.Uint64
 	idleClosed, spilled            atomic.Uint64
+	engineRestarts                 atomic.Uint64
 }
 
 func (c *counters) snapshot(dst *ListenerStats) {
@@ -88,4 +92,5 @@ func (c *counters) snapshot(dst *ListenerStats) {
 	dst.RelayBytesOut = c.bytesOut.Load()
 	dst.RelayIdleClosed = c.idleClosed.Load()
 	dst.HandoffSpilled = c.spilled.Load()
+	dst.EngineRestarts = c.engineRestarts.Load()
 }
