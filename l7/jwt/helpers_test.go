@@ -14,7 +14,8 @@ import (
 )
 
 // Fixed test keys live in testdata/keys so that fuzz seeds and golden tokens stay valid
-// across runs. Regenerate with: go test ./l7/jwt -run TestFixtures -update-fixtures
+// across runs. `go test ./l7/jwt -run TestFixtures -update-fixtures` creates missing keys
+// (delete one to replace it) and rewrites the fuzz seed corpus.
 var updateFixtures = flag.Bool("update-fixtures", false, "regenerate testdata/keys")
 
 // testNow is the fixed instant tests verify at; fixture tokens are minted around it.
@@ -38,7 +39,11 @@ func TestFixtures(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join("testdata", "keys"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	defer writeFuzzCorpus(t)
 	for _, alg := range mint.Algorithms() {
+		if _, err := os.Stat(fixturePath(alg, ".priv.jwk")); err == nil {
+			continue // keep existing keys: the corpus tokens are signed with them
+		}
 		kp, err := mint.GenerateKey(alg, fixtureKid(alg), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -192,18 +193,24 @@ func appendUnescaped(dst, s []byte) []byte {
 	return dst[:end]
 }
 
-// scanNumber validates the RFC 8259 §6 number starting at b[i].
+// scanNumber validates the RFC 8259 §6 number starting at b[i]. Like encoding/json
+// (and so golang-jwt), it refuses numbers beyond the float64 range.
 func scanNumber(b []byte, i int) (int, *Error) {
+	start := i
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
+	mag := 0 // decimal exponent of the leading significant digit, roughly
 	switch {
 	case i < len(b) && b[i] == '0':
 		i++
+		mag = -1
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		d := i
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 			i++
 		}
+		mag = i - d - 1
 	default:
 		return 0, ErrMalformed
 	}
@@ -219,14 +226,29 @@ func scanNumber(b []byte, i int) (int, *Error) {
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
+		neg := false
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
 			i++
 		}
 		d := i
+		e := 0
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if e < 1_000_000 {
+				e = e*10 + int(b[i]-'0')
+			}
 			i++
 		}
 		if i == d {
+			return 0, ErrMalformed
+		}
+		if !neg {
+			mag += e
+		}
+	}
+	// Only numbers near or past 1.8e308 need the exact test, which allocates.
+	if mag >= 308 {
+		if _, err := strconv.ParseFloat(string(b[start:i]), 64); err != nil {
 			return 0, ErrMalformed
 		}
 	}
