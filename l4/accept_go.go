@@ -153,7 +153,7 @@ func (l *listener) classifyGo(tc *net.TCPConn, set *settings, peer netip.AddrPor
 	h := newHandoff(&fb, buf[min(fb.skip, len(buf)):])
 	h.tcp = tc
 	if v == relay {
-		l.srv.startRelay(h)
+		l.srv.runRelay(h) // already on a goroutine of its own
 		return
 	}
 	if !l.cl.send(h, false) {

@@ -47,8 +47,11 @@ const (
 	AcceptGnet AcceptMode = "gnet"
 	// AcceptGo accepts with net.Listen. HTTP listeners (and TLS listeners
 	// without pass-through) without PROXY protocol are served straight from
-	// the net.Listener; others classify in a goroutine per connection. It is
-	// the escape hatch that keeps the gnet hand-off cost measurable.
+	// the net.Listener, as a plain fasthttp server would be: no first bytes
+	// are read, so HandshakeTimeout is left to L7's read timeout and
+	// ConnInfo carries no SNI or ALPN. Other listeners classify in a
+	// goroutine per connection, whose reads carry the handshake deadline.
+	// It is the escape hatch that keeps the gnet hand-off cost measurable.
 	AcceptGo AcceptMode = "go"
 )
 
@@ -137,7 +140,10 @@ type ListenerConfig struct {
 	Pool string
 	// ProxyProtocol accepts a PROXY protocol v1 or v2 header from peers in
 	// TrustedProxies. From them the header is required (the specification
-	// forbids guessing); from anyone else a header is refused.
+	// forbids guessing); from anyone else a header is refused. (A relay
+	// listener starts relaying an untrusted peer at once, without reading,
+	// so there such a header reaches the upstream as payload, after the
+	// edge's own PROXY v2 header when the pool sends one.)
 	ProxyProtocol bool
 	// TrustedProxies are the peers whose PROXY protocol headers are believed.
 	TrustedProxies []netip.Prefix
