@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,10 +14,12 @@ import (
 	"time"
 
 	"example.com/edge/cmd/edge/config"
+	"example.com/edge/l4"
 	"example.com/edge/l7/jwt"
 	"example.com/edge/l7/limit"
 	"example.com/edge/l7/proxy"
 	"example.com/edge/lb"
+	"example.com/edge/tlsterm"
 )
 
 // plan is one configuration file adapted into the components' own Config
@@ -30,16 +34,28 @@ type plan struct {
 	limitKey map[string]string // what a limiter was built from, to keep its buckets across reloads
 	redis    *limit.RedisStore
 	redisKey string
+	terms    map[string]*tlsterm.Terminator // by listener name
+	l4       l4.Config
 	proxy    proxy.Config
 	opts     proxy.Options
 	trusted  []netip.Prefix
+
+	watchStop context.CancelFunc // stops the TLS file watchers, once started
 }
 
-// buildPlan adapts f. prev (may be nil) is the running plan, whose pools
-// hand their endpoints' health state to the new ones. Every problem is
-// reported into one *config.Errors as FILE:LINE: what is wrong.
-func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan, error) {
-	errs := &config.Errors{File: name}
+// planHooks connect what a plan builds to the running edge's metrics and
+// log; the zero value (edge check) connects nothing.
+type planHooks struct {
+	onHandshake func(listener string) func(tls.ConnectionState)
+	onTLSReload func(listener string) func(error)
+}
+
+// buildPlan adapts f. prev (may be nil) is the running plan, whose pools,
+// policies and limiters hand their state to the new ones. Every problem is
+// added to errs as FILE:LINE: what is wrong (errs may already hold the
+// file's own problems: a best-effort plan still finds the ones only the
+// components see), and the plan is returned only when errs is empty.
+func buildPlan(f *config.File, prev *plan, hooks planHooks, errs *config.Errors, log *slog.Logger) (*plan, error) {
 	p := &plan{file: f, pools: map[string]*lb.Pool{}, checkers: map[string]lb.Checker{}}
 
 	for _, s := range f.TrustedProxies {
@@ -55,7 +71,11 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 		if prev != nil {
 			prevPool = prev.pools[pname]
 		}
+		before := len(errs.Problems)
 		lcfg, checker := lbConfig(pname, pc, errs, log)
+		if len(errs.Problems) > before {
+			continue
+		}
 		pool, err := lb.NewPool(pname, lcfg, prevPool)
 		if err != nil {
 			errs.Addf(pc.Line, "pools.%s: %v", pname, err)
@@ -71,8 +91,9 @@ func buildPlan(name string, f *config.File, prev *plan, log *slog.Logger) (*plan
 		}
 	}
 
-	p.buildJWT(name, f, prev, errs, log)
+	p.buildJWT(f, prev, errs, log)
 	p.buildLimits(f, prev, errs, log)
+	p.buildL4(f, hooks, errs, log)
 
 	httpsPort := 0
 	for _, l := range f.Listeners {
@@ -172,6 +193,137 @@ func (p *plan) release(keep *plan) {
 	if p.redis != nil && (keep == nil || keep.redis != p.redis) {
 		p.redis.Close() //nolint:errcheck
 	}
+	if p.watchStop != nil {
+		p.watchStop()
+	}
+}
+
+// watchTLS starts polling every terminator's files, so a certificate
+// replaced on disk is served to new connections without a reload.
+func (p *plan) watchTLS(interval time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.watchStop = cancel
+	for _, t := range p.terms {
+		go t.Watch(ctx, interval)
+	}
+}
+
+// buildL4 adapts the listeners into l4's Config, with a TLS terminator per
+// TLS listener (built here so that edge check loads the certificates too).
+func (p *plan) buildL4(f *config.File, hooks planHooks, errs *config.Errors, log *slog.Logger) {
+	p.terms = map[string]*tlsterm.Terminator{}
+	p.l4 = l4.Config{
+		Accept:     l4.AcceptMode(f.Tuning.Accept),
+		EventLoops: f.Tuning.EventLoops,
+		ReusePort:  f.Tuning.ReusePort,
+		MaxConns:   f.Tuning.MaxConns,
+		Pools:      relayPools(p),
+		Logf: func(format string, args ...any) {
+			log.Debug(fmt.Sprintf(format, args...), "component", "l4")
+		},
+	}
+	if p.l4.MaxConns == 0 {
+		p.l4.MaxConns = 100000
+	}
+	for _, l := range f.Listeners {
+		lc := l4.ListenerConfig{
+			Name:             l.Name,
+			Address:          l.Address,
+			Kind:             l4.KindHTTP,
+			ProxyProtocol:    l.ProxyProtocol,
+			TrustedProxies:   p.trusted,
+			MaxConnsPerIP:    f.Tuning.MaxConnsPerIP,
+			HandshakeTimeout: f.Tuning.HandshakeTimeout.D(),
+			MaxHeadBytes:     f.Tuning.MaxHeaderBytes,
+		}
+		if l.MaxConnsPerIP > 0 {
+			lc.MaxConnsPerIP = l.MaxConnsPerIP
+		}
+		switch {
+		case l.Pool != "":
+			lc.Kind, lc.Pool = l4.KindRelay, l.Pool
+		case l.TLS != nil || len(l.Passthrough) > 0:
+			lc.Kind = l4.KindTLS
+			if len(l.Passthrough) > 0 {
+				lc.Passthrough = map[string]string{}
+				for _, pt := range l.Passthrough {
+					lc.Passthrough[pt.SNI] = pt.Pool
+				}
+			}
+			if l.TLS != nil {
+				t := p.buildTerminator(l, hooks, errs)
+				if t != nil {
+					p.terms[l.Name] = t
+					lc.Terminate = func(c net.Conn) net.Conn { return t.Server(c) }
+				}
+			}
+		}
+		p.l4.Listeners = append(p.l4.Listeners, lc)
+	}
+}
+
+func (p *plan) buildTerminator(l config.Listener, hooks planHooks, errs *config.Errors) *tlsterm.Terminator {
+	c := l.TLS
+	path := fmt.Sprintf("listeners[%s].tls", l.Name)
+	var cfg tlsterm.Config
+	for _, cert := range c.Certificates {
+		cfg.Certificates = append(cfg.Certificates, tlsterm.Certificate{CertFile: cert.Cert, KeyFile: cert.Key})
+	}
+	ok := true
+	if c.MinVersion != "" {
+		v, err := tlsterm.ParseVersion(c.MinVersion)
+		if err != nil {
+			errs.Addf(c.At("min_version"), "%s.min_version: %v", path, err)
+			ok = false
+		}
+		cfg.MinVersion = v
+	}
+	for _, g := range c.CurvePreferences {
+		id, err := tlsterm.ParseGroup(g)
+		if err != nil {
+			errs.Addf(c.At("curve_preferences"), "%s.curve_preferences: %v", path, err)
+			ok = false
+		}
+		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
+	}
+	cfg.ClientCAFile = c.ClientCA
+	if c.ClientAuth == "request" {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	cfg.SessionTicketKeysFile = c.SessionTicketKeysFile
+	cfg.TicketKeyRotation = c.TicketKeyRotation.D()
+	if hooks.onHandshake != nil {
+		cfg.OnHandshake = hooks.onHandshake(l.Name)
+	}
+	if hooks.onTLSReload != nil {
+		cfg.OnReload = hooks.onTLSReload(l.Name)
+	}
+	if !ok {
+		return nil
+	}
+	t, err := tlsterm.New(cfg)
+	if err != nil {
+		for _, e := range unjoin(err) {
+			line := c.Line
+			var fe *tlsterm.FileError
+			if errors.As(e, &fe) {
+				for _, cert := range c.Certificates {
+					if cert.Cert == fe.Path || cert.Key == fe.Path {
+						line = cert.Line
+					}
+				}
+				switch fe.Path {
+				case c.ClientCA:
+					line = c.At("client_ca")
+				case c.SessionTicketKeysFile:
+					line = c.At("session_ticket_keys_file")
+				}
+			}
+			errs.Addf(line, "%s: %v", path, e)
+		}
+		return nil
+	}
+	return t
 }
 
 var keysIndexRE = regexp.MustCompile(`keys\[(\d+)\]`)
@@ -179,7 +331,7 @@ var keysIndexRE = regexp.MustCompile(`keys\[(\d+)\]`)
 // buildJWT loads every policy's keys. A policy replacing one of prev keeps
 // its fetched JWKS keys (jwt.Config.Previous), so a reload never brings back
 // 503 jwks_unavailable.
-func (p *plan) buildJWT(file string, f *config.File, prev *plan, errs *config.Errors, log *slog.Logger) {
+func (p *plan) buildJWT(f *config.File, prev *plan, errs *config.Errors, log *slog.Logger) {
 	p.jwt = map[string]*jwt.Policy{}
 	for _, name := range sortedKeys(f.JWT) {
 		jc := f.JWT[name]

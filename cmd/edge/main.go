@@ -165,17 +165,27 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge check: -config FILE is required")
 		return 2
 	}
+	// Every problem at once: the file's own, then (from a best-effort
+	// reading of it) what the components find in the files it names.
 	f, err := config.Load(*path)
-	if err != nil {
+	errs := &config.Errors{File: *path}
+	var ce *config.Errors
+	switch {
+	case errors.As(err, &ce):
+		errs.Problems = append(errs.Problems, ce.Problems...)
+	case err != nil:
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	p, err := buildPlan(*path, f, nil, discardLogger())
-	if err != nil {
+	if f != nil {
+		if p, err := buildPlan(f, nil, planHooks{}, errs, discardLogger()); err == nil {
+			p.release(nil)
+		}
+	}
+	if err := errs.Err(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	p.release(nil)
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }

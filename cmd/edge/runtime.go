@@ -44,7 +44,6 @@ type edgeRuntime struct {
 
 	mu       sync.Mutex // serializes reload and shutdown
 	cur      atomic.Pointer[plan]
-	term     map[string]*terminator // by listener name
 	poolsCtx context.Context
 	stop     context.CancelFunc
 
@@ -54,11 +53,8 @@ type edgeRuntime struct {
 	tlsHS    *metrics.CounterVec
 }
 
-// terminator is a listener's TLS terminator and its file watcher.
-type terminator struct {
-	t      *tlsterm.Terminator
-	cancel context.CancelFunc
-}
+// tlsWatchInterval is how often certificate files are checked for changes.
+const tlsWatchInterval = 2 * time.Second
 
 func (rt *edgeRuntime) drainTimeout() time.Duration {
 	if d := rt.cur.Load().file.Tuning.DrainTimeout.D(); d > 0 {
@@ -70,12 +66,12 @@ func (rt *edgeRuntime) drainTimeout() time.Duration {
 // start builds everything f describes and starts serving.
 func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, out io.Writer) (*edgeRuntime, error) {
 	rt := &edgeRuntime{path: path, flags: flags, log: log, out: out, reg: metrics.NewRegistry(),
-		servers: map[string]*fasthttp.Server{}, term: map[string]*terminator{}}
+		servers: map[string]*fasthttp.Server{}}
 	rt.poolsCtx, rt.stop = context.WithCancel(context.Background())
 	rt.reloads = rt.reg.Counter("edge_config_reloads_total", "Configuration reloads, by result.", "result")
 	rt.tlsHS = rt.reg.Counter("edge_tls_handshakes_total", "TLS handshakes completed, by listener, version and key exchange group.", "listener", "version", "group")
 
-	p, err := buildPlan(path, f, nil, log)
+	p, err := buildPlan(f, nil, rt.hooks(), &config.Errors{File: path}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -94,20 +90,15 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 	}
 	rt.engine = engine
 
-	lcfg, terms, err := rt.l4Config(path, p)
-	if err != nil {
-		p.release(nil)
-		return nil, err
-	}
-	srv, err := l4.New(lcfg)
+	srv, err := l4.New(p.l4)
 	if err != nil {
 		p.release(nil)
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	rt.l4 = srv
-	rt.swapTerminators(terms)
 	rt.cur.Store(p)
 	p.start(rt.poolsCtx)
+	p.watchTLS(tlsWatchInterval)
 	if err := srv.Start(); err != nil {
 		rt.abort()
 		return nil, fmt.Errorf("edge: %w", err)
@@ -135,7 +126,11 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 		rt.admin = a
 	}
 	rt.ready.Store(true)
-	addrs := []any{"config", path, "summary", p.describe(), "accept", string(lcfg.Accept)}
+	accept := string(p.l4.Accept)
+	if accept == "" {
+		accept = string(l4.AcceptGnet)
+	}
+	addrs := []any{"config", path, "summary", p.describe(), "accept", accept}
 	for _, l := range f.Listeners {
 		addrs = append(addrs, "listener."+l.Name, srv.Addr(l.Name).String())
 	}
@@ -153,147 +148,24 @@ func (rt *edgeRuntime) abort() {
 	rt.shutdown(ctx) //nolint:errcheck // best effort on a failed start
 }
 
-// l4Config adapts the listeners of p into l4's Config, building a TLS
-// terminator per TLS listener.
-func (rt *edgeRuntime) l4Config(path string, p *plan) (l4.Config, map[string]*terminator, error) {
-	f := p.file
-	errs := &config.Errors{File: path}
-	terms := map[string]*terminator{}
-	cfg := l4.Config{
-		Accept:     l4.AcceptMode(f.Tuning.Accept),
-		EventLoops: f.Tuning.EventLoops,
-		ReusePort:  f.Tuning.ReusePort,
-		MaxConns:   f.Tuning.MaxConns,
-		Pools:      relayPools(p),
-		Logf: func(format string, args ...any) {
-			rt.log.Debug(fmt.Sprintf(format, args...), "component", "l4")
+// hooks connects what plans build to this runtime's metrics and log.
+func (rt *edgeRuntime) hooks() planHooks {
+	return planHooks{
+		onHandshake: func(listener string) func(tls.ConnectionState) {
+			return func(st tls.ConnectionState) {
+				rt.tlsHS.With(listener, tlsterm.VersionName(st.Version), tlsterm.GroupName(st.CurveID)).Inc()
+			}
+		},
+		onTLSReload: func(listener string) func(error) {
+			return func(err error) {
+				if err != nil {
+					rt.log.Error("TLS files changed but could not be loaded; keeping the old ones", "listener", listener, "error", err.Error())
+					return
+				}
+				rt.log.Info("TLS certificates reloaded", "listener", listener)
+			}
 		},
 	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = 100000
-	}
-	for _, l := range f.Listeners {
-		lc, t := rt.listenerConfig(l, p, errs)
-		if t != nil {
-			terms[l.Name] = t
-		}
-		cfg.Listeners = append(cfg.Listeners, lc)
-	}
-	if err := errs.Err(); err != nil {
-		for _, t := range terms {
-			t.cancel()
-		}
-		return l4.Config{}, nil, err
-	}
-	return cfg, terms, nil
-}
-
-func (rt *edgeRuntime) listenerConfig(l config.Listener, p *plan, errs *config.Errors) (l4.ListenerConfig, *terminator) {
-	f := p.file
-	lc := l4.ListenerConfig{
-		Name:             l.Name,
-		Address:          l.Address,
-		Kind:             l4.KindHTTP,
-		ProxyProtocol:    l.ProxyProtocol,
-		TrustedProxies:   p.trusted,
-		MaxConnsPerIP:    f.Tuning.MaxConnsPerIP,
-		HandshakeTimeout: f.Tuning.HandshakeTimeout.D(),
-		MaxHeadBytes:     f.Tuning.MaxHeaderBytes,
-	}
-	if l.MaxConnsPerIP > 0 {
-		lc.MaxConnsPerIP = l.MaxConnsPerIP
-	}
-	if l.Pool != "" {
-		lc.Kind, lc.Pool = l4.KindRelay, l.Pool
-		return lc, nil
-	}
-	if l.TLS == nil && len(l.Passthrough) == 0 {
-		return lc, nil
-	}
-	lc.Kind = l4.KindTLS
-	if len(l.Passthrough) > 0 {
-		lc.Passthrough = map[string]string{}
-		for _, pt := range l.Passthrough {
-			lc.Passthrough[pt.SNI] = pt.Pool
-		}
-	}
-	if l.TLS == nil {
-		return lc, nil
-	}
-	t, err := rt.newTerminator(l.Name, l.TLS)
-	if err != nil {
-		var fe *tlsterm.FileError
-		line := l.TLS.Line
-		if errors.As(err, &fe) {
-			for _, c := range l.TLS.Certificates {
-				if c.Cert == fe.Path || c.Key == fe.Path {
-					line = c.Line
-				}
-			}
-			if fe.Path == l.TLS.ClientCA {
-				line = l.TLS.At("client_ca")
-			}
-		}
-		errs.Addf(line, "listeners[%s].tls: %v", l.Name, err)
-		return lc, nil
-	}
-	lc.Terminate = func(c net.Conn) net.Conn { return t.t.Server(c) }
-	return lc, t
-}
-
-func (rt *edgeRuntime) newTerminator(listener string, c *config.TLS) (*terminator, error) {
-	var cfg tlsterm.Config
-	for _, cert := range c.Certificates {
-		cfg.Certificates = append(cfg.Certificates, tlsterm.Certificate{CertFile: cert.Cert, KeyFile: cert.Key})
-	}
-	if c.MinVersion != "" {
-		v, err := tlsterm.ParseVersion(c.MinVersion)
-		if err != nil {
-			return nil, err
-		}
-		cfg.MinVersion = v
-	}
-	for _, g := range c.CurvePreferences {
-		id, err := tlsterm.ParseGroup(g)
-		if err != nil {
-			return nil, err
-		}
-		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
-	}
-	cfg.ClientCAFile = c.ClientCA
-	if c.ClientAuth == "request" {
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	cfg.SessionTicketKeysFile = c.SessionTicketKeysFile
-	cfg.TicketKeyRotation = c.TicketKeyRotation.D()
-	cfg.OnHandshake = func(st tls.ConnectionState) {
-		rt.tlsHS.With(listener, tlsterm.VersionName(st.Version), tlsterm.GroupName(st.CurveID)).Inc()
-	}
-	cfg.OnReload = func(err error) {
-		if err != nil {
-			rt.log.Error("TLS files changed but could not be loaded; keeping the old ones", "listener", listener, "error", err.Error())
-			return
-		}
-		rt.log.Info("TLS certificates reloaded", "listener", listener)
-	}
-	t, err := tlsterm.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go t.Watch(ctx, 2*time.Second)
-	return &terminator{t: t, cancel: cancel}, nil
-}
-
-// swapTerminators installs the terminators of a new plan, stopping the
-// watchers of the ones replaced.
-func (rt *edgeRuntime) swapTerminators(next map[string]*terminator) {
-	for name, t := range rt.term {
-		if next[name] != t {
-			t.cancel()
-		}
-	}
-	rt.term = next
 }
 
 // reload re-reads the file, validates it and swaps what can change without
@@ -324,30 +196,22 @@ func (rt *edgeRuntime) reloadLocked() error {
 	if err := sameListeners(prev.file, f); err != nil {
 		return err
 	}
-	p, err := buildPlan(rt.path, f, prev, rt.log)
+	p, err := buildPlan(f, prev, rt.hooks(), &config.Errors{File: rt.path}, rt.log)
 	if err != nil {
-		return err
-	}
-	lcfg, terms, err := rt.l4Config(rt.path, p)
-	if err != nil {
-		p.release(prev)
 		return err
 	}
 	if err := rt.engine.Update(p.proxy); err != nil {
 		p.release(prev)
-		for _, t := range terms {
-			t.cancel()
-		}
 		return fmt.Errorf("edge: %w", err)
 	}
-	for _, lc := range lcfg.Listeners {
+	for _, lc := range p.l4.Listeners {
 		if err := rt.l4.UpdateListener(lc); err != nil {
 			rt.log.Error("listener settings not updated", "listener", lc.Name, "error", err.Error())
 		}
 	}
-	rt.l4.SetPools(lcfg.Pools)
-	rt.swapTerminators(terms)
+	rt.l4.SetPools(p.l4.Pools)
 	p.start(rt.poolsCtx)
+	p.watchTLS(tlsWatchInterval)
 	rt.cur.Store(p)
 	prev.release(p)
 	rt.log.Info("configuration reloaded", "config", rt.path, "summary", p.describe())
@@ -407,9 +271,6 @@ func (rt *edgeRuntime) shutdown(ctx context.Context) error {
 	rt.stop()
 	if p := rt.cur.Load(); p != nil {
 		p.release(nil)
-	}
-	for _, t := range rt.term {
-		t.cancel()
 	}
 	if rt.admin != nil {
 		rt.admin.close()

@@ -26,7 +26,9 @@ const MaxFileBytes = 8 << 20
 
 // Load reads, decodes and validates the file at path. Relative paths inside
 // it are made absolute against the file's folder. On failure the error is an
-// *Errors listing every problem.
+// *Errors listing every problem; the *File is then still returned when the
+// YAML itself parsed, as a best-effort reading for tools (edge check) that go
+// on to find more problems. It must not be run.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -69,15 +71,12 @@ func Parse(name string, data []byte) (*File, error) {
 	// keeps its zero value, which the checks treat as unset, so the run still
 	// lists every problem at once.
 	validate(&f, errs)
-	if err := errs.err(); err != nil {
-		return nil, err
+	if dir, err := filepath.Abs(filepath.Dir(name)); err == nil {
+		f.resolvePaths(dir)
+	} else {
+		errs.addf(0, "cannot resolve relative paths: %v", err)
 	}
-	dir, err := filepath.Abs(filepath.Dir(name))
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	f.resolvePaths(dir)
-	return &f, nil
+	return &f, errs.err()
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
