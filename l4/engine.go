@@ -218,7 +218,7 @@ func (h *gnetHandler) OnTraffic(c gnet.Conn) gnet.Action {
 			v = g.fb.fail(RejectHelloTooLarge)
 		} else {
 			if g.acc == nil {
-				g.acc = append(make([]byte, 0, max(2*len(buf), 2048)), buf...)
+				g.acc = append(make([]byte, 0, max(2*len(buf), 256)), buf...)
 			}
 			return gnet.None
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -575,5 +576,40 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPendingConnectionMemory bounds what a connection that is still
+// sending its first request head costs the edge, so 10k trickling
+// connections stay cheap (the requirement).
+func TestPendingConnectionMemory(t *testing.T) {
+	const n = 2000
+	s := startServer(t, Config{EventLoops: 2, Listeners: []ListenerConfig{{Name: "web", Address: "127.0.0.1:0"}}})
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		c, err := net.Dial("tcp", s.Addr("web").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /trickle HTTP/1.1\r\nHost: exa")
+		conns = append(conns, c)
+	}
+	waitFor(t, "all connections pending", func() bool { return stats(s, "web").Active == n })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The client side (net.Conn, netFD) is in this heap too, so this is an
+	// upper bound on the server's share.
+	perConn := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("heap per pending connection, client side included: %d bytes", perConn)
+	if perConn > 4096 {
+		t.Fatalf("%d heap bytes per pending connection, want under 4 KiB", perConn)
 	}
 }

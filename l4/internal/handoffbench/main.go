@@ -15,9 +15,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -32,8 +34,20 @@ func main() {
 	conns := flag.Int("conns", 50, "wrk connections")
 	threads := flag.Int("threads", 1, "wrk threads")
 	loops := flag.Int("event-loops", 0, "gnet event loops (0 = GOMAXPROCS)")
+	reusePort := flag.Bool("reuseport", false, "SO_REUSEPORT: one listening socket per gnet event loop, no accept reactor")
 	wrk := flag.String("wrk", "wrk", "path to wrk")
+	only := flag.String("accept", "", "run only this accept mode (gnet or go)")
+	workload := flag.String("workload", "", "run only this workload (keep-alive or new-connection)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	type key struct {
 		mode     l4.AcceptMode
@@ -43,11 +57,17 @@ func main() {
 	results := map[key][]sample{}
 	workloads := []string{"keep-alive", "new-connection"}
 	modes := []l4.AcceptMode{l4.AcceptGnet, l4.AcceptGo}
+	if *only != "" {
+		modes = []l4.AcceptMode{l4.AcceptMode(*only)}
+	}
+	if *workload != "" {
+		workloads = []string{*workload}
+	}
 	for r := range *rounds {
 		for _, w := range workloads {
 			for i := range modes {
 				mode := modes[(i+r)%len(modes)] // alternate which mode goes first
-				rate, cpu, err := run(mode, w, *wrk, *duration, *conns, *threads, *loops)
+				rate, cpu, err := run(mode, w, *wrk, *duration, *conns, *threads, *loops, *reusePort)
 				if err != nil {
 					log.Fatalf("%s %s: %v", mode, w, err)
 				}
@@ -75,11 +95,21 @@ var totalReqs = regexp.MustCompile(`([0-9]+) requests in`)
 
 // run serves one workload under one accept mode and returns the request (or
 // connection) rate and the server's CPU microseconds per request.
-func run(mode l4.AcceptMode, workload, wrk string, d time.Duration, conns, threads, loops int) (float64, float64, error) {
+func run(mode l4.AcceptMode, workload, wrk string, d time.Duration, conns, threads, loops int, reusePort bool) (float64, float64, error) {
+	addr := "127.0.0.1:0"
+	if reusePort { // SO_REUSEPORT needs a fixed port: take one that was just free
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
 	srv, err := l4.New(l4.Config{
 		Accept:     mode,
 		EventLoops: loops,
-		Listeners:  []l4.ListenerConfig{{Name: "web", Address: "127.0.0.1:0"}},
+		ReusePort:  reusePort,
+		Listeners:  []l4.ListenerConfig{{Name: "web", Address: addr}},
 	})
 	if err != nil {
 		return 0, 0, err
