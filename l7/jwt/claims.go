@@ -57,8 +57,8 @@ func (c *Claims) Reset() {
 // dropped so one huge token does not pin memory in the pool.
 const maxPooledClaimsBuf = 16 << 10
 
-// claimsPool is the package's Claims pool. A sync.Pool is safe for concurrent use and
-// holds no configuration; it is the one package-level variable.
+// claimsPool recycles Claims for AcquireClaims. It is the package's only variable besides
+// the sentinel errors; a sync.Pool holds no configuration and is safe for concurrent use.
 var claimsPool = sync.Pool{New: func() any { return new(Claims) }}
 
 // AcquireClaims returns an empty Claims from a pool. The caller owns it until it hands
@@ -122,7 +122,8 @@ func (c *Claims) Expires() (time.Time, bool) {
 // strings as the strings joined by single spaces (the RFC 6749 §3.3 scope form). ok is
 // false when the claim is absent, null, an object, an array holding non-strings, or text
 // that is not a valid field value (RFC 9110 §5.5: control characters other than HTAB),
-// so a claim can never inject a header line.
+// so a claim can never inject a header line. The result is valid until the next Verify or
+// Reset.
 func (c *Claims) Value(name string) ([]byte, bool) {
 	for _, m := range c.mem {
 		if string(m.name.of(c.payload)) != name {

@@ -408,12 +408,22 @@ func (p *Policy) Name() string { return p.name }
 func (p *Policy) ForwardClaims() []ForwardClaim { return p.forward }
 
 // Verify checks token (the credential after "Bearer ") at time now and, on success, leaves
-// its claims in c. The error is nil or one of the sentinel *Error values: members of the
-// ErrInvalidToken family (401), or ErrJWKSUnavailable (503). Scopes are checked
-// separately with c.HasScopes. Processing order (RFC 7515 §5.2, RFC 7519 §7.2): size,
-// three segments, header (strict base64url and JSON, alg allowed, crit and b64 refused),
-// key selection by kid and alg, claims syntax, signature, then claim values.
+// its claims in c; on failure c is left empty, so nothing from a rejected token (not even
+// the sub of an expired one) can leak into headers or logs. The error is nil or one of the
+// sentinel *Error values: members of the ErrInvalidToken family (401), or
+// ErrJWKSUnavailable (503). Scopes are checked separately with c.HasScopes. Processing
+// order (RFC 7515 §5.2, RFC 7519 §7.2): size, verified-token cache, three segments, header
+// (strict base64url and JSON, alg allowed, crit and b64 refused), key selection by kid
+// and alg, claims syntax, signature, then claim values.
 func (p *Policy) Verify(token []byte, now time.Time, c *Claims) error {
+	err := p.verify(token, now, c)
+	if err != nil {
+		c.payload, c.mem, c.parsed, c.key, c.alg = nil, nil, parsedClaims{}, nil, algUnknown
+	}
+	return err
+}
+
+func (p *Policy) verify(token []byte, now time.Time, c *Claims) error {
 	c.Reset()
 	if len(token) > p.maxToken {
 		return ErrOversized

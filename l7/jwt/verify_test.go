@@ -339,3 +339,20 @@ func TestVerifyTimeline(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectedTokenLeavesNoClaims(t *testing.T) {
+	p := newTestPolicy(t, testConfig(t))
+	var c Claims
+	expired := mintToken(t, "ES256", func(o *mint.Options) { o.TTL = -time.Hour })
+	for range 2 { // the second time from the cache
+		if err := p.Verify(expired, testNow, &c); err != ErrExpired {
+			t.Fatalf("Verify = %v", err)
+		}
+		if sub, ok := c.Sub(); ok || c.Alg() != "" || c.KeyID() != "" || c.HasScopes([]string{"app:read"}) {
+			t.Fatalf("a rejected token left claims behind: sub %q", sub)
+		}
+		if _, ok := c.Value("sub"); ok {
+			t.Fatal("Value works after a rejection")
+		}
+	}
+}
