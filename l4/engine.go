@@ -323,6 +323,12 @@ func (l *listener) startGnet() error {
 		gnet.WithReusePort(cfg.ReusePort),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay), // inherited by accepted sockets, as Go's default
+		// TCP keep-alive as Go's net.ListenConfig sets it by default (15s idle
+		// and interval, 9 probes), inherited from the listening socket on
+		// Linux, so dead peers of long relays are noticed.
+		gnet.WithTCPKeepAlive(15 * time.Second),
+		gnet.WithTCPKeepInterval(15 * time.Second),
+		gnet.WithTCPKeepCount(9),
 		gnet.WithLogger(gnetLogger{l.srv}),
 	}
 	l.runDone = make(chan struct{})

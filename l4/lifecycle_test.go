@@ -2,6 +2,7 @@ package l4
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -196,5 +197,29 @@ func TestHandoffBacklog(t *testing.T) {
 		if got := readResponse(t, c, bufio.NewReader(c)); !strings.HasPrefix(got, "client=") {
 			t.Fatalf("body %q", got)
 		}
+	}
+}
+
+func TestServeBeforeStart(t *testing.T) {
+	for _, mode := range acceptModes() {
+		t.Run(string(mode), func(t *testing.T) {
+			s, err := New(Config{Accept: mode, Logf: t.Logf, Listeners: []ListenerConfig{{Name: "web", Address: "127.0.0.1:0"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveHTTP(t, s, "web") // Accept waits for Start
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Shutdown(context.Background()) })
+			c, err := net.Dial("tcp", s.Addr("web").String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := httpGet(t, c, bufio.NewReader(c), "/"); !strings.HasPrefix(got, "client=") {
+				t.Fatalf("body %q", got)
+			}
+		})
 	}
 }

@@ -23,7 +23,8 @@ type connListener struct {
 	isClosed bool
 	spilling atomic.Int32
 	maxSpill int32
-	direct   net.Listener // accept=go without classification: accept straight from here
+	ready    chan struct{} // closed by Start once direct is known
+	direct   net.Listener  // accept=go without classification: accept straight from here
 }
 
 func newConnListener(l *listener, queue int) *connListener {
@@ -31,6 +32,7 @@ func newConnListener(l *listener, queue int) *connListener {
 		l:        l,
 		ch:       make(chan *handoff, queue),
 		closed:   make(chan struct{}),
+		ready:    make(chan struct{}),
 		maxSpill: int32(queue),
 	}
 }
@@ -86,8 +88,14 @@ func (cl *connListener) send(h *handoff, spilled bool) bool {
 	return false
 }
 
-// Accept returns the next delivered connection.
+// Accept returns the next delivered connection. Called before Start, it
+// waits for Start.
 func (cl *connListener) Accept() (net.Conn, error) {
+	select {
+	case <-cl.ready:
+	case <-cl.closed:
+		return nil, net.ErrClosed
+	}
 	if cl.direct != nil {
 		return cl.l.acceptDirect(cl.direct)
 	}

@@ -155,13 +155,14 @@ func (s *Server) runRelay(h *handoff) {
 			first = AppendProxyV2(make([]byte, 0, 52+len(h.peek)), h.client, dest)
 		}
 		first = append(first, h.peek...)
+		payload := len(h.peek)
 		h.peek = nil
 		if _, err := up.Write(first); err != nil {
 			r.closeBoth(err)
 			h.pool.RelayDone(ep, err, time.Now())
 			return
 		}
-		l.stats.bytesIn.Add(uint64(len(first)))
+		l.stats.bytesIn.Add(uint64(payload)) // the client's bytes; our header is not relayed traffic
 	}
 	r.watchIdle(h.set.IdleTimeout)
 

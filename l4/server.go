@@ -111,6 +111,9 @@ func (s *Server) Start() error {
 		} else {
 			err = l.startGnet()
 		}
+		if l.cl != nil {
+			close(l.cl.ready) // after startGo has set direct
+		}
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			for _, started := range s.listeners[:i] {
