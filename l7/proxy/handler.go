@@ -301,8 +301,8 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 		}
 	}
 	uri := ctx.URI()
-	st.buf = appendEscapedPath(st.buf[len(st.buf):], path)
-	uri.SetPathBytes(st.buf)
+	st.hdr = appendEscapedPath(st.hdr[:0], path) // path may live in st.buf
+	uri.SetPathBytes(st.hdr)
 	uri.SetScheme("http") // the hop to the pod is plaintext, whatever the client used
 	ctx.Request.UseHostHeader = true
 	hdr.SetProtocol("HTTP/1.1")
