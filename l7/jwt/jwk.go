@@ -287,10 +287,10 @@ func parseJWKS(data []byte, defAlg algID, allowOct bool, source string) (keys []
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("jwt: %s: invalid JWK Set: %w", source, err)
+		return nil, nil, fmt.Errorf("%s: invalid JWK Set: %w", source, err)
 	}
 	if keysRaw == nil {
-		return nil, nil, fmt.Errorf("jwt: %s: invalid JWK Set: missing \"keys\"", source)
+		return nil, nil, fmt.Errorf("%s: invalid JWK Set: missing \"keys\"", source)
 	}
 	var a arrayScanner
 	a.start(keysRaw)
@@ -300,7 +300,7 @@ func parseJWKS(data []byte, defAlg algID, allowOct bool, source string) (keys []
 			break
 		}
 		if k != kindObject {
-			skipped = append(skipped, fmt.Errorf("jwt: %s: keys[%d] is not an object", source, i))
+			skipped = append(skipped, fmt.Errorf("%s: keys[%d] is not an object", source, i))
 			continue
 		}
 		key, err := parseJWK(el, defAlg, allowOct, source)

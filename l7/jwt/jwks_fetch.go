@@ -193,7 +193,7 @@ func (p *Policy) refreshSource(ctx context.Context, s *jwksSource, now time.Time
 		p.logf("jwt: policy %q: skipped key: %v", p.name, e)
 	}
 	if err == nil && len(keys) == 0 {
-		err = fmt.Errorf("jwt: jwks_url %s: no usable keys", s.url)
+		err = fmt.Errorf("jwks_url %s: no usable keys", s.url)
 	}
 	if err == nil {
 		for _, k := range keys {

@@ -181,12 +181,13 @@ func appendDERInt(dst, b []byte, n int) []byte {
 func (k *key) accepts(alg algID) bool { return k.algs.has(alg) }
 
 // keyError is the error for a key that cannot be used, naming where it came from.
+// Callers add the "jwt: policy ..." context.
 func keyError(source, kid, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if kid != "" {
-		return fmt.Errorf("jwt: %s: key %q: %s", source, kid, msg)
+		return fmt.Errorf("%s: key %q: %s", source, kid, msg)
 	}
-	return fmt.Errorf("jwt: %s: %s", source, msg)
+	return fmt.Errorf("%s: %s", source, msg)
 }
 
 // newHMACSecretKey binds an HMAC secret to alg. RFC 7518 §3.2 requires a secret at least
@@ -332,7 +333,7 @@ func parseAlg(name string) (algID, error) {
 	}
 	a := algByName([]byte(name))
 	if a == algUnknown {
-		return algUnknown, fmt.Errorf("jwt: unknown algorithm %q", name)
+		return algUnknown, fmt.Errorf("unknown algorithm %q", name)
 	}
 	return a, nil
 }

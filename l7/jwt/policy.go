@@ -16,7 +16,7 @@ import (
 )
 
 // KeyConfig names one source of verification keys; exactly one of PEMFile,
-// HMACSecretFile, JWKSFile and JWKSURL is set. Paths are used as given (cmd/edge
+// HMACSecretFile, JWKSFile, JWKSURL, PEM, HMACSecret and JWKS is set. Paths are used as given (cmd/edge
 // resolves them against the configuration file's folder).
 type KeyConfig struct {
 	// PEMFile holds a public key: PKIX "PUBLIC KEY" (RSA, EC, Ed25519, Ed448, ML-DSA),
@@ -41,6 +41,10 @@ type KeyConfig struct {
 	// Refresh is how often JWKSURL is fetched (default 5m); a shorter Cache-Control
 	// max-age in the response brings the next fetch forward, down to Config.MinRefresh.
 	Refresh time.Duration
+	// PEM, HMACSecret and JWKS are in-memory alternatives to the three files, for the
+	// demo and tests (Reload has nothing to re-read for them). They count as sources for
+	// the exactly-one rule.
+	PEM, HMACSecret, JWKS []byte
 }
 
 // Config configures a Policy. The zero value is a policy with no keys, which rejects
@@ -248,6 +252,11 @@ func (p *Policy) checkKeyConfig(i int, kc KeyConfig) error {
 			n++
 		}
 	}
+	for _, b := range [][]byte{kc.PEM, kc.HMACSecret, kc.JWKS} {
+		if b != nil {
+			n++
+		}
+	}
 	if n != 1 {
 		return fmt.Errorf("jwt: policy %q: keys[%d]: need exactly one of pem_file, hmac_secret_file, jwks_file, jwks_url (have %d)", p.name, i, n)
 	}
@@ -258,7 +267,7 @@ func (p *Policy) checkKeyConfig(i int, kc KeyConfig) error {
 	if alg != algUnknown && !p.allowed.has(alg) {
 		return fmt.Errorf("jwt: policy %q: keys[%d]: alg %s is not in algorithms", p.name, i, alg)
 	}
-	if kc.Kid != "" && (kc.JWKSFile != "" || kc.JWKSURL != "") {
+	if kc.Kid != "" && (kc.JWKSFile != "" || kc.JWKSURL != "" || kc.JWKS != nil) {
 		return fmt.Errorf("jwt: policy %q: keys[%d]: kid applies to pem_file and hmac_secret_file only (JWKs carry their own)", p.name, i)
 	}
 	if kc.JWKSURL != "" {
@@ -290,7 +299,7 @@ func (p *Policy) loadStatic() ([]*key, error) {
 			k = prev
 		}
 		if k.algs&p.allowed == 0 {
-			errs = append(errs, fmt.Errorf("jwt: policy %q: %s: key %q is bound to algorithms not in algorithms", p.name, k.source, k.kid))
+			errs = append(errs, fmt.Errorf("jwt: policy %q: %s: key %q is bound to %s, none of them in algorithms", p.name, k.source, k.kid, k.algs))
 			return
 		}
 		keys = append(keys, k)
@@ -312,21 +321,35 @@ func (p *Policy) loadStatic() ([]*key, error) {
 					add(k)
 				}
 			}
-		case kc.JWKSFile != "":
-			var data []byte
-			if data, err = os.ReadFile(kc.JWKSFile); err == nil {
+		case kc.JWKSFile != "" || kc.JWKS != nil:
+			data, source := kc.JWKS, fmt.Sprintf("keys[%d].jwks", i)
+			if kc.JWKSFile != "" {
+				data, err = os.ReadFile(kc.JWKSFile)
+				source = "jwks_file " + kc.JWKSFile
+			}
+			if err == nil {
 				var ks []*key
 				var skipped []error
-				ks, skipped, err = parseJWKS(data, alg, true, "jwks_file "+kc.JWKSFile)
+				ks, skipped, err = parseJWKS(data, alg, true, source)
 				for _, s := range skipped {
 					p.logf("jwt: policy %q: keys[%d]: skipped key: %v", p.name, i, s)
 				}
 				if err == nil && len(ks) == 0 {
-					err = fmt.Errorf("jwt: jwks_file %s: no usable keys", kc.JWKSFile)
+					err = fmt.Errorf("%s: no usable keys", source)
 				}
 				for _, k := range ks {
 					add(k)
 				}
+			}
+		case kc.PEM != nil:
+			var k *key
+			if k, err = parsePEMKey(kc.PEM, alg, kc.Kid, fmt.Sprintf("keys[%d].pem", i)); err == nil {
+				add(k)
+			}
+		case kc.HMACSecret != nil:
+			var k *key
+			if k, err = newHMACSecretKey(kc.HMACSecret, alg, kc.Kid, fmt.Sprintf("keys[%d].hmac_secret", i)); err == nil {
+				add(k)
 			}
 		}
 		if err != nil {
@@ -341,10 +364,13 @@ func loadPEMFile(path string, alg algID, kid string) (*key, error) {
 	if err != nil {
 		return nil, err
 	}
-	source := "pem_file " + path
+	return parsePEMKey(data, alg, kid, "pem_file "+path)
+}
+
+func parsePEMKey(data []byte, alg algID, kid, source string) (*key, error) {
 	pub, err := ParsePublicKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("jwt: %s: %w", source, err)
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return newPublicKey(pub, alg, kid, source)
 }
@@ -397,6 +423,15 @@ func (p *Policy) rebuildLocked() {
 			}
 		}
 	}
+}
+
+// CacheStats reports the verified-token cache's entries and the bytes charged to them
+// (zeros when the cache is off), for metrics.
+func (p *Policy) CacheStats() (entries, bytes int) {
+	if p.cache == nil {
+		return 0, 0
+	}
+	return p.cache.len()
 }
 
 // Name returns the policy's name.

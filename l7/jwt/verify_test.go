@@ -356,3 +356,40 @@ func TestRejectedTokenLeavesNoClaims(t *testing.T) {
 		}
 	}
 }
+
+func TestInlineKeys(t *testing.T) {
+	var keys []KeyConfig
+	var tokens [][]byte
+	for _, alg := range []string{"HS384", "ES384", "ML-DSA-44"} {
+		kp, err := mint.GenerateKey(alg, "inline-"+alg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case kp.Secret != nil:
+			keys = append(keys, KeyConfig{HMACSecret: ParseHMACSecret(kp.Secret), Alg: alg, Kid: kp.Kid})
+		case alg == "ES384":
+			keys = append(keys, KeyConfig{PEM: kp.PublicPEM, Kid: kp.Kid})
+		default:
+			keys = append(keys, KeyConfig{JWKS: kp.PublicJWKS()})
+		}
+		tok, err := mint.Sign(mint.Options{Alg: alg, Kid: kp.Kid, Now: testNow}, kp.Private)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, []byte(tok))
+	}
+	p := newTestPolicy(t, Config{Keys: keys})
+	var c Claims
+	for i, tok := range tokens {
+		if err := p.Verify(tok, testNow, &c); err != nil {
+			t.Errorf("token %d: %v", i, err)
+		}
+	}
+	if entries, size := p.CacheStats(); entries != 2 || size == 0 {
+		t.Errorf("CacheStats = %d entries, %d bytes; want the two asymmetric tokens", entries, size)
+	}
+	if _, err := NewPolicy("x", Config{Keys: []KeyConfig{{PEM: []byte("x"), PEMFile: "y"}}}); err == nil {
+		t.Error("two sources in one key accepted")
+	}
+}
