@@ -223,3 +223,28 @@ func TestServeBeforeStart(t *testing.T) {
 		})
 	}
 }
+
+func TestHandshakeTimeoutGoClassify(t *testing.T) {
+	// accept=go reads first bytes in a goroutine per connection, under the
+	// same deadline.
+	s := startServer(t, Config{Accept: AcceptGo, Pools: fakePools{"p": {}}, Listeners: []ListenerConfig{{
+		Name: "tls", Address: "127.0.0.1:0", Kind: KindTLS, HandshakeTimeout: 300 * time.Millisecond,
+		Terminate: func(c net.Conn) net.Conn { return c }, Passthrough: map[string]string{"db": "p"},
+	}}})
+	hello := goClientHello(t, &tls.Config{ServerName: "db"})
+	var conns []net.Conn
+	for range 50 {
+		c, err := net.Dial("tcp", s.Addr("tls").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(hello[:100]) // a ClientHello that never completes
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		expectClosed(t, c)
+	}
+	waitFor(t, "timeouts counted", func() bool { return stats(s, "tls").Rejected[RejectHandshakeTimeout] == 50 })
+	waitFor(t, "no active connections", func() bool { return stats(s, "tls").Active == 0 })
+}
