@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -144,9 +145,15 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	buffered := cl >= 0 && cl <= p.opts.BufferBodyBytes
 	if buffered {
 		ctx.Request.Body() // materializes the pre-read body and drops the stream
-	} else if cl < 0 && cr.maxBody > 0 {
-		lb := acquireLimitedBody(ctx.RequestBodyStream(), cr.maxBody)
-		ctx.Request.SetBodyStream(lb, -1)
+	} else {
+		// A streamed body goes through limitedBody, which enforces the limit
+		// on chunked bodies and marks the client's read errors as the
+		// client's, so a slow upload is not blamed on the upstream.
+		limit := cr.maxBody
+		if limit <= 0 {
+			limit = math.MaxInt64
+		}
+		ctx.Request.SetBodyStream(acquireLimitedBody(ctx.RequestBodyStream(), limit), cl)
 	}
 
 	if cr.jwt != nil && !h.authenticate(ctx, st, cr) {
@@ -367,7 +374,12 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 			h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
 		case failClient:
 			ctx.SetConnectionClose()
-			h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "request body could not be read")
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				h.reject(ctx, st, fasthttp.StatusRequestTimeout, CodeRequestTimeout, "request body was not received in time")
+			} else {
+				h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "request body could not be read")
+			}
 		default:
 			h.reject(ctx, st, fasthttp.StatusBadGateway, CodeUpstreamError, "upstream connection failed")
 		}

@@ -223,9 +223,9 @@ func New(opts Options, cfg Config) (*Proxy, error) {
 	p := &Proxy{opts: opts, ids: newIDSource(), clients: map[string]*upstreamConn{}}
 	r := opts.Metrics
 	p.m = engineMetrics{
-		requests:  r.Counter("edge_requests_total", "Requests answered, by route and status code.", "route", "code"),
-		duration:  r.Histogram("edge_request_duration_seconds", "Time from request head to response handed to the client.", metrics.DurationBuckets, "route"),
-		upstreams: r.Counter("edge_upstream_requests_total", "Upstream exchanges, by pool, endpoint and status code (code 0: no response).", "pool", "endpoint", "code"),
+		requests:    r.Counter("edge_requests_total", "Requests answered, by route and status code.", "route", "code"),
+		duration:    r.Histogram("edge_request_duration_seconds", "Time from request head to response handed to the client.", metrics.DurationBuckets, "route"),
+		upstreams:   r.Counter("edge_upstream_requests_total", "Upstream exchanges, by pool, endpoint and status code (code 0: no response).", "pool", "endpoint", "code"),
 		jwtRejects:  r.Counter("edge_jwt_rejections_total", "Requests refused by JWT checks, by policy and reason.", "policy", "reason"),
 		rateLimited: r.Counter("edge_ratelimit_rejections_total", "Requests refused by a rate limit, by limit.", "limit"),
 	}

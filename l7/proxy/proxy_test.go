@@ -527,7 +527,8 @@ func TestLargeBodiesStreamWithBoundedMemory(t *testing.T) {
 		n, _ := io.Copy(h, r.Body)
 		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
 	}
-	e := startEdge(t, Options{}, Config{
+	// read_timeout bounds the whole upload; give a slow race-detector run room.
+	e := startEdge(t, Options{ReadTimeout: 5 * time.Minute}, Config{
 		Pools:        map[string]*Pool{"app": newPool(t, "app", lb.Config{}, a)},
 		Routes:       []Route{{Prefix: "/", Pool: "app", Timeout: 5 * time.Minute}},
 		MaxBodyBytes: -1,

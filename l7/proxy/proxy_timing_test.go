@@ -28,7 +28,7 @@ func benchUpstream(b *testing.B) string {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(body)
 	}}
-	go srv.Serve(ln) //nolint:errcheck
+	go srv.Serve(ln)                     //nolint:errcheck
 	b.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	return ln.Addr().String()
 }
@@ -44,7 +44,7 @@ func benchEdge(b *testing.B, cfg Config) string {
 		b.Fatal(err)
 	}
 	srv := p.Server("web")
-	go srv.Serve(ln) //nolint:errcheck
+	go srv.Serve(ln)                     //nolint:errcheck
 	b.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	return ln.Addr().String()
 }
