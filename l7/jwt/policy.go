@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"net/url"
 	"os"
@@ -114,6 +115,9 @@ type Policy struct {
 
 	keys atomic.Pointer[keySet]
 
+	headerSeed maphash.Seed
+	headers    [headerMemos]atomic.Pointer[headerMemo]
+
 	mu      sync.Mutex // guards static, sources[i].keys and snapshot rebuilds
 	static  []*key
 	sources []*jwksSource
@@ -154,6 +158,7 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 		client:      cfg.HTTPClient,
 		logf:        cfg.Logf,
 		keyConfigs:  slices.Clone(cfg.Keys),
+		headerSeed:  maphash.MakeSeed(),
 	}
 	var errs []error
 	fail := func(format string, args ...any) {

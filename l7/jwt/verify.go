@@ -2,6 +2,8 @@ package jwt
 
 import (
 	"bytes"
+	"hash/maphash"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,16 +49,24 @@ func (p *Policy) verify(token []byte, now time.Time, c *Claims) error {
 		return ErrMalformed // five segments is JWE, more is garbage
 	}
 	var ok bool
-	if c.hdr, ok = appendBase64URL(c.hdr[:0], token[:d1]); !ok {
-		return ErrMalformed
-	}
-	algName, kid, hasKid, herr := parseHeader(c.hdr)
-	if herr != nil {
-		return herr
-	}
-	alg := algByName(algName)
-	if !p.allowed.has(alg) {
-		return ErrAlgNotAllowed
+	var alg algID
+	var kid []byte
+	var hasKid bool
+	memo := p.headerMemo(token[:d1])
+	if memo != nil {
+		alg, kid, hasKid = memo.alg, memo.kid, memo.hasKid
+	} else {
+		if c.hdr, ok = appendBase64URL(c.hdr[:0], token[:d1]); !ok {
+			return ErrMalformed
+		}
+		algName, k, hk, herr := parseHeader(c.hdr)
+		if herr != nil {
+			return herr
+		}
+		alg, kid, hasKid = algByName(algName), k, hk
+		if !p.allowed.has(alg) {
+			return ErrAlgNotAllowed
+		}
 	}
 	ks := p.keys.Load()
 	cands, kerr := ks.candidates(alg, kid, hasKid)
@@ -90,10 +100,47 @@ func (p *Policy) verify(token []byte, now time.Time, c *Claims) error {
 		return ErrBadSignature
 	}
 	c.key, c.alg = matched, alg
+	if memo == nil {
+		p.rememberHeader(token[:d1], alg, kid, hasKid)
+	}
 	if p.cache != nil && alg.cacheable() {
 		p.cache.insert(token, c, matched, p.cacheExpiry(c, now), now)
 	}
 	return p.checkClaims(c, now)
+}
+
+// headerMemo is a parsed JOSE header, remembered by its exact base64url segment: an
+// issuer's tokens share their header byte for byte, so the header is decoded and parsed
+// once per policy, not once per request. Memos are immutable; only headers of tokens
+// whose signature verified are remembered, so junk headers cost no memory.
+type headerMemo struct {
+	seg    []byte
+	kid    []byte
+	alg    algID
+	hasKid bool
+}
+
+// headerMemos is the number of header memo slots per policy.
+const headerMemos = 8
+
+func (p *Policy) headerSlot(seg []byte) *atomic.Pointer[headerMemo] {
+	return &p.headers[maphash.Bytes(p.headerSeed, seg)%headerMemos]
+}
+
+// headerMemo returns the memo for the header segment seg, or nil.
+func (p *Policy) headerMemo(seg []byte) *headerMemo {
+	if m := p.headerSlot(seg).Load(); m != nil && bytes.Equal(m.seg, seg) {
+		return m
+	}
+	return nil
+}
+
+func (p *Policy) rememberHeader(seg []byte, alg algID, kid []byte, hasKid bool) {
+	m := &headerMemo{seg: bytes.Clone(seg), alg: alg, hasKid: hasKid}
+	if hasKid {
+		m.kid = bytes.Clone(kid)
+	}
+	p.headerSlot(seg).Store(m)
 }
 
 // candidates returns the keys a token may be verified with: a token with a kid uses
@@ -227,7 +274,7 @@ func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
 		}
 		name := m.name.of(b)
 		for _, prev := range names[:n] {
-			if bytes.Equal(prev.of(b), name) {
+			if sameName(prev.of(b), name) {
 				return nil, nil, false, ErrDuplicateMember
 			}
 		}
@@ -282,7 +329,7 @@ func (c *Claims) parseClaims() *Error {
 		}
 		name := m.name.of(b)
 		for _, prev := range c.members[:pc.n] {
-			if bytes.Equal(prev.name.of(b), name) {
+			if sameName(prev.name.of(b), name) {
 				return ErrDuplicateMember
 			}
 		}
@@ -320,6 +367,18 @@ func (c *Claims) parseClaims() *Error {
 			pc.scp = pc.n
 		}
 	}
+}
+
+// sameName compares two member names, looking at their lengths and end bytes first since
+// most names differ there.
+func sameName(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 {
+		return true
+	}
+	return a[0] == b[0] && a[len(a)-1] == b[len(b)-1] && string(a) == string(b)
 }
 
 func b2i(b bool) int64 {

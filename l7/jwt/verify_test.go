@@ -393,3 +393,26 @@ func TestInlineKeys(t *testing.T) {
 		t.Error("two sources in one key accepted")
 	}
 }
+
+func TestHeaderMemo(t *testing.T) {
+	p := newTestPolicy(t, testConfig(t))
+	var c Claims
+	good := mintToken(t, "HS256", nil)
+	seg := good[:strings.IndexByte(string(good), '.')]
+	forged := signRaw(t, "HS256", hdr("HS256", "hs256-1"), claimsAt(""), []byte(strings.Repeat("x", 32)))
+	if err := p.Verify(forged, testNow, &c); err != ErrBadSignature || p.headerMemo(forged[:strings.IndexByte(string(forged), '.')]) != nil {
+		t.Fatalf("a rejected token's header was remembered (%v)", err)
+	}
+	if err := p.Verify(good, testNow, &c); err != nil || p.headerMemo(seg) == nil {
+		t.Fatalf("a verified token's header was not remembered (%v)", err)
+	}
+	// The memo only replaces header parsing: the rest is checked every time.
+	tampered := append([]byte{}, good...)
+	tampered[len(tampered)-3] ^= 1
+	if err := p.Verify(tampered, testNow, &c); err != ErrBadSignature {
+		t.Fatalf("tampered token with a remembered header: %v", err)
+	}
+	if err := p.Verify(good, testNow.Add(2*time.Hour), &c); err != ErrExpired {
+		t.Fatalf("expired token with a remembered header: %v", err)
+	}
+}
