@@ -17,8 +17,8 @@ import (
 )
 
 // KeyConfig names one source of verification keys; exactly one of PEMFile,
-// HMACSecretFile, JWKSFile, JWKSURL, PEM, HMACSecret and JWKS is set. Paths are used as given (cmd/edge
-// resolves them against the configuration file's folder).
+// HMACSecretFile, JWKSFile, JWKSURL, PEM, HMACSecret and JWKS is set. Paths are used as
+// given (cmd/edge resolves them against the configuration file's folder).
 type KeyConfig struct {
 	// PEMFile holds a public key: PKIX "PUBLIC KEY" (RSA, EC, Ed25519, Ed448, ML-DSA),
 	// PKCS #1 "RSA PUBLIC KEY", or a "CERTIFICATE".
@@ -94,8 +94,8 @@ type ForwardClaim struct {
 }
 
 // Policy verifies bearer tokens against one set of keys and claim rules (one entry of the
-// configuration's jwt: block). Verify is safe for concurrent use and does not allocate for
-// HMAC and EdDSA tokens or for verified-token cache hits. The key set is an immutable
+// configuration's jwt: block). All its methods are safe for concurrent use; Verify does
+// not allocate for HMAC and EdDSA tokens or for verified-token cache hits. The key set is an immutable
 // snapshot swapped atomically by Reload and JWKS refreshes. Create with NewPolicy; a
 // Policy with JWKS URLs fetches nothing until Start.
 type Policy struct {
@@ -218,9 +218,11 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 		p.cache = newTokenCache(cfg.CacheBytes)
 	}
 
+	invalid := make([]bool, len(cfg.Keys))
 	for i, kc := range cfg.Keys {
 		if err := p.checkKeyConfig(i, kc); err != nil {
 			errs = append(errs, err)
+			invalid[i] = true
 			continue
 		}
 		if kc.JWKSURL != "" {
@@ -236,7 +238,7 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 			p.sources = append(p.sources, s)
 		}
 	}
-	static, err := p.loadStatic()
+	static, err := p.loadStatic(invalid)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -287,10 +289,10 @@ func (p *Policy) checkKeyConfig(i int, kc KeyConfig) error {
 	return nil
 }
 
-// loadStatic reads every file-based key source. Keys whose fingerprint matches one in the
-// current static set keep their identity, so a reload of unchanged files keeps the
-// verified-token cache warm.
-func (p *Policy) loadStatic() ([]*key, error) {
+// loadStatic reads every file-based key source but those marked in skip (already
+// reported invalid). Keys whose fingerprint matches one in the current static set keep
+// their identity, so a reload of unchanged files keeps the verified-token cache warm.
+func (p *Policy) loadStatic(skip []bool) ([]*key, error) {
 	p.mu.Lock()
 	old := make(map[[32]byte]*key, len(p.static))
 	for _, k := range p.static {
@@ -310,6 +312,9 @@ func (p *Policy) loadStatic() ([]*key, error) {
 		keys = append(keys, k)
 	}
 	for i, kc := range p.keyConfigs {
+		if i < len(skip) && skip[i] {
+			continue
+		}
 		alg, _ := parseAlg(kc.Alg)
 		var err error
 		switch {
@@ -384,7 +389,7 @@ func parsePEMKey(data []byte, alg algID, kid, source string) (*key, error) {
 // SIGHUP when the configuration itself did not change. On error the current keys stay in
 // use. JWKS URL key sets are kept. Safe for concurrent use with Verify.
 func (p *Policy) Reload() error {
-	static, err := p.loadStatic()
+	static, err := p.loadStatic(nil)
 	if err != nil {
 		return err
 	}
