@@ -210,7 +210,8 @@ func metricValue(text, name string, want ...string) (float64, bool) {
 	return 0, false
 }
 
-func tlsListenerConfig(pod, extraListeners string) string {
+// tlsListenerConfig is one TLS listener serving site.crt to pod.
+func tlsListenerConfig(pod string) string {
 	return fmt.Sprintf(`admin: 127.0.0.1:0
 listeners:
   - name: https
@@ -218,11 +219,11 @@ listeners:
     tls:
       certificates:
         - {cert: site.crt, key: site.key}
-%spools:
+pools:
   app: {endpoints: ["%s"]}
 routes:
   - {prefix: /, pool: app}
-`, extraListeners, pod)
+`, pod)
 }
 
 // 1. Post-quantum hybrid key exchange by default, X25519 still served, and
@@ -235,7 +236,7 @@ func TestTLSKeyExchangeGroups(t *testing.T) {
 			cert := newTestCert(t, "example.com")
 			cert.write(t, dir, "site")
 			path := filepath.Join(dir, "edge.yaml")
-			writeConfig(t, path, tlsListenerConfig(pod, ""))
+			writeConfig(t, path, tlsListenerConfig(pod))
 			p := startEdge(t, path, "-accept", mode)
 			addr := p.addr("https")
 
@@ -364,13 +365,19 @@ func countLog(p *proc, s string) int {
 // 3. A certificate replaced on disk reaches new connections (the file
 // watcher, then SIGHUP) while an open keep-alive connection keeps working.
 func TestTLSCertificateSwapKeepsOpenConnections(t *testing.T) {
+	for _, mode := range acceptModes {
+		t.Run(mode, func(t *testing.T) { testCertificateSwap(t, mode) })
+	}
+}
+
+func testCertificateSwap(t *testing.T, mode string) {
 	pod := startPod(t, "pod-swap", nil)
 	dir := t.TempDir()
 	certA := newTestCert(t, "example.com")
 	certA.write(t, dir, "site")
 	path := filepath.Join(dir, "edge.yaml")
-	writeConfig(t, path, tlsListenerConfig(pod, ""))
-	p := startEdge(t, path)
+	writeConfig(t, path, tlsListenerConfig(pod))
+	p := startEdge(t, path, "-accept", mode)
 	addr := p.addr("https")
 
 	old, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, certA.tlsConfig("example.com"))
@@ -633,10 +640,11 @@ func startRelayBackend(t *testing.T, expectProxy bool, send []byte) *relayBacken
 	return rb
 }
 
-// relayExchange sends up through addr, half-closes, and checks that down
-// arrives intact followed by the backend's trailer for up, which the backend
-// writes only after it saw the half-close. It returns the client's address.
-func relayExchange(t *testing.T, addr string, up, down []byte) netip.AddrPort {
+// relayExchange sends prefix (a PROXY header for the edge, or nothing) and
+// up through addr, half-closes, and checks that down arrives intact followed
+// by the backend's trailer for up, which the backend writes only after it saw
+// the half-close. It returns the client's address.
+func relayExchange(t *testing.T, addr string, prefix, up, down []byte) netip.AddrPort {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -646,7 +654,10 @@ func relayExchange(t *testing.T, addr string, up, down []byte) netip.AddrPort {
 	c.SetDeadline(time.Now().Add(30 * time.Second)) //nolint:errcheck
 	wrote := make(chan error, 1)
 	go func() {
-		_, err := c.Write(up)
+		_, err := c.Write(prefix)
+		if err == nil {
+			_, err = c.Write(up)
+		}
 		if err == nil {
 			err = c.(*net.TCPConn).CloseWrite()
 		}
@@ -676,7 +687,8 @@ func relayExchange(t *testing.T, addr string, up, down []byte) netip.AddrPort {
 }
 
 // 5. A pure L4 listener relays both ways byte for byte, honours a client's
-// half-close, and with proxy_protocol: v2 tells the backend who the client is.
+// half-close, and with proxy_protocol: v2 tells the backend who the client
+// is: the peer itself, or the client a trusted load balancer declared.
 func TestL4RelayAndProxyV2Out(t *testing.T) {
 	const size = 4 << 20
 	up, down := make([]byte, size), make([]byte, size+12345)
@@ -688,23 +700,25 @@ func TestL4RelayAndProxyV2Out(t *testing.T) {
 			withPP := startRelayBackend(t, true, down)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "edge.yaml")
-			// The second listener gets a fixed port: edge refuses two on
+			// Listeners after the first get fixed ports: edge refuses two on
 			// 127.0.0.1:0 (see TestTwoListenersOnPortZero).
 			writeConfig(t, path, fmt.Sprintf(`admin: 127.0.0.1:0
+trusted_proxies: [127.0.0.1/32]
 listeners:
   - {name: raw, address: "127.0.0.1:0", pool: raw}
   - {name: rawpp, address: "127.0.0.1:%d", pool: rawpp}
+  - {name: rawin, address: "127.0.0.1:%d", pool: rawpp, proxy_protocol: true}
 pools:
   raw: {endpoints: ["%s"], balance: consistent_hash, hash_on: client_ip}
   rawpp: {endpoints: ["%s"], balance: consistent_hash, hash_on: client_ip, proxy_protocol: v2}
-`, freePort(t), plain.addr, withPP.addr))
+`, freePort(t), freePort(t), plain.addr, withPP.addr))
 			p := startEdge(t, path, "-accept", mode)
 
-			relayExchange(t, p.addr("raw"), up, down)
+			relayExchange(t, p.addr("raw"), nil, up, down)
 			// A 4-byte request: the backend's trailer still comes after the client's half-close.
-			relayExchange(t, p.addr("raw"), []byte("ping"), down)
+			relayExchange(t, p.addr("raw"), nil, []byte("ping"), down)
 
-			client := relayExchange(t, p.addr("rawpp"), up, down)
+			client := relayExchange(t, p.addr("rawpp"), nil, up, down)
 			select {
 			case h := <-withPP.headers:
 				listenAddr := netip.MustParseAddrPort(p.addr("rawpp"))
@@ -713,6 +727,19 @@ pools:
 				}
 			default:
 				t.Error("the proxy_protocol: v2 backend got no PROXY header")
+			}
+
+			// Behind a trusted load balancer: its PROXY v1 header is consumed
+			// (the byte count and hash would show it otherwise) and the
+			// declared client is what the backend is told.
+			relayExchange(t, p.addr("rawin"), []byte("PROXY TCP4 203.0.113.7 127.0.0.1 51234 5432\r\n"), []byte("ping"), down)
+			select {
+			case h := <-withPP.headers:
+				if want := netip.MustParseAddrPort("203.0.113.7:51234"); h.Version != 2 || h.Local || h.Source != want {
+					t.Errorf("PROXY header after PROXY in %+v, want v2 from %v", h, want)
+				}
+			default:
+				t.Error("the proxy_protocol: v2 backend got no PROXY header for the PROXY-in listener")
 			}
 			select {
 			case h := <-plain.headers:
@@ -742,16 +769,24 @@ func TestProxyProtocolIn(t *testing.T) {
 trusted_proxies: [%s]
 listeners:
   - {name: web, address: "127.0.0.1:0", proxy_protocol: true}
+  - name: https
+    address: "127.0.0.1:%d"
+    proxy_protocol: true
+    tls:
+      certificates:
+        - {cert: site.crt, key: site.key}
 pools:
   app: {endpoints: ["%s"]}
 routes:
   - {prefix: /, pool: app}
-`, trusted, pod)
+`, trusted, freePort(t), pod)
 	}
 	for _, mode := range acceptModes {
 		t.Run(mode+"/trusted", func(t *testing.T) {
 			pod := startPod(t, "", echoXFF)
 			dir := t.TempDir()
+			cert := newTestCert(t, "example.com")
+			cert.write(t, dir, "site")
 			path := filepath.Join(dir, "edge.yaml")
 			accessLog := filepath.Join(dir, "access.log")
 			writeConfig(t, path, cfg(pod, "127.0.0.1/32"))
@@ -767,6 +802,10 @@ routes:
 				if err != nil || code != 200 || body != c.want {
 					t.Errorf("PROXY %s from a trusted peer: %d %q %v, want 200 and X-Forwarded-For %s", c.name, code, body, err, c.want)
 				}
+			}
+			// A PROXY header, then the ClientHello: the declared client reaches L7.
+			if got, err := proxiedTLSGet(p.addr("https"), v1, cert); err != nil || got != "203.0.113.7" {
+				t.Errorf("PROXY v1 before TLS from a trusted peer: %q %v, want X-Forwarded-For 203.0.113.7", got, err)
 			}
 			// From a trusted peer the header is required.
 			if code, body, _, err := plainGet(addr, nil, "/none"); err == nil {
@@ -790,6 +829,8 @@ routes:
 		t.Run(mode+"/untrusted", func(t *testing.T) {
 			pod := startPod(t, "", echoXFF)
 			dir := t.TempDir()
+			cert := newTestCert(t, "example.com")
+			cert.write(t, dir, "site")
 			path := filepath.Join(dir, "edge.yaml")
 			writeConfig(t, path, cfg(pod, "10.0.0.0/8"))
 			p := startEdge(t, path, "-accept", mode)
@@ -819,6 +860,34 @@ routes:
 			}
 		})
 	}
+}
+
+// proxiedTLSGet writes header on a new connection, then speaks TLS trusting
+// cert over it and returns the body of GET /.
+func proxiedTLSGet(addr string, header []byte, cert testCert) (string, error) {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	if _, err := raw.Write(header); err != nil {
+		return "", err
+	}
+	c := tls.Client(raw, cert.tlsConfig("example.com"))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(b), err
 }
 
 // 7. max_conns_per_ip: N connections are served, the next is closed at
@@ -902,47 +971,60 @@ routes:
 	}
 }
 
-// 8. Connections that trickle a request head without ever finishing it are
-// closed at handshake_timeout, while a normal client is served meanwhile.
-// (gnet only: -accept go hands plaintext listeners straight to L7, whose
-// read_timeout bounds them instead; see l4.AcceptGo.)
+// 8. Connections that trickle a request head or a ClientHello without ever
+// finishing it are closed at handshake_timeout, while normal clients are
+// served meanwhile. (gnet only: -accept go hands plain HTTP and TLS
+// listeners straight to L7, whose read_timeout bounds them; see l4.AcceptGo.)
 func TestHandshakeTimeoutClosesTricklers(t *testing.T) {
-	const tricklers = 200
+	const httpTricklers, tlsTricklers = 200, 50
 	pod := startPod(t, "pod-normal", nil)
 	dir := t.TempDir()
+	cert := newTestCert(t, "example.com")
+	cert.write(t, dir, "site")
 	path := filepath.Join(dir, "edge.yaml")
 	writeConfig(t, path, fmt.Sprintf(`admin: 127.0.0.1:0
 tuning: {handshake_timeout: 300ms, read_timeout: 30s}
 listeners:
   - {name: web, address: "127.0.0.1:0"}
+  - name: https
+    address: "127.0.0.1:%d"
+    tls:
+      certificates:
+        - {cert: site.crt, key: site.key}
 pools:
   app: {endpoints: ["%s"]}
 routes:
   - {prefix: /, pool: app}
-`, pod))
+`, freePort(t), pod))
 	p := startEdge(t, path)
-	addr := p.addr("web")
 
-	conns := make([]net.Conn, 0, tricklers)
+	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range tricklers {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+	open := func(addr string, n int, first []byte) {
+		for range n {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			c.Write(first) //nolint:errcheck
 		}
-		conns = append(conns, c)
-		c.Write([]byte("GET / HTTP/1.1\r\nHost: example.com\r\nX-Slow: ")) //nolint:errcheck
 	}
+	open(p.addr("web"), httpTricklers, []byte("GET / HTTP/1.1\r\nHost: example.com\r\nX-Slow: "))
+	// A handshake record announcing 512 bytes, of which a few ever arrive.
+	open(p.addr("https"), tlsTricklers, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03})
 
 	// One goroutine trickles a byte to every connection every 50ms (bounded
 	// rounds); one reader per connection records how it ended.
 	stop := make(chan struct{})
-	var tw sync.WaitGroup
-	tw.Go(func() {
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer close(stop)
+	bg.Go(func() {
 		for range 100 {
 			select {
 			case <-stop:
@@ -955,20 +1037,25 @@ routes:
 			}
 		}
 	})
-	results := make(chan error, tricklers)
+	results := make(chan error, len(conns))
 	for _, c := range conns {
-		go func() { results <- closedWithoutAnswer(c, 5*time.Second) }()
+		bg.Go(func() { results <- closedWithoutAnswer(c, 5*time.Second) })
 	}
 
-	// Meanwhile a normal client is served, on new connections each time.
+	// Meanwhile normal clients are served, each on a new connection, over
+	// plain HTTP and TLS.
 	for i := range 5 {
-		if code, body, _, err := plainGet(addr, nil, "/"); err != nil || code != 200 || body != "pod-normal" {
-			t.Errorf("normal request %d while %d connections trickle: %d %q %v", i, tricklers, code, body, err)
+		if code, body, _, err := plainGet(p.addr("web"), nil, "/"); err != nil || code != 200 || body != "pod-normal" {
+			t.Errorf("normal request %d while connections trickle: %d %q %v", i, code, body, err)
+		}
+		if _, code, body := tlsGet(t, p.addr("https"), cert.tlsConfig("example.com"), "/"); code != 200 || body != "pod-normal" {
+			t.Errorf("normal TLS request %d while connections trickle: %d %q", i, code, body)
 		}
 	}
+	t.Logf("%d of %d trickling connections were already closed when the normal requests were done", len(results), len(conns))
 
 	var stillOpen int
-	for range tricklers {
+	for range conns {
 		if err := <-results; err != nil {
 			stillOpen++
 			if stillOpen <= 3 {
@@ -976,17 +1063,20 @@ routes:
 			}
 		}
 	}
-	close(stop)
-	tw.Wait()
 	if stillOpen > 0 {
-		t.Errorf("%d of %d trickling connections were not closed by a 300ms handshake_timeout within 5s", stillOpen, tricklers)
+		t.Errorf("%d of %d trickling connections were not closed by a 300ms handshake_timeout within 5s", stillOpen, len(conns))
 	}
-	if code, body, _, err := plainGet(addr, nil, "/"); err != nil || code != 200 || body != "pod-normal" {
+	if code, body, _, err := plainGet(p.addr("web"), nil, "/"); err != nil || code != 200 || body != "pod-normal" {
 		t.Errorf("normal request after the sweep: %d %q %v", code, body, err)
 	}
 	m := scrapeMetrics(t, p.addr("admin"))
-	if v, ok := metricValue(m, "edge_l4_rejections_total", "listener", "web", "reason", "handshake_timeout"); !ok || v != tricklers {
-		t.Errorf("edge_l4_rejections_total{listener=web,reason=handshake_timeout} = %v (present %v), want %d", v, ok, tricklers)
+	for _, want := range []struct {
+		listener string
+		n        float64
+	}{{"web", httpTricklers}, {"https", tlsTricklers}} {
+		if v, ok := metricValue(m, "edge_l4_rejections_total", "listener", want.listener, "reason", "handshake_timeout"); !ok || v != want.n {
+			t.Errorf("edge_l4_rejections_total{listener=%s,reason=handshake_timeout} = %v (present %v), want %v", want.listener, v, ok, want.n)
+		}
 	}
 }
 
