@@ -103,6 +103,12 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 		rt.abort()
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if rt.boundRedirectPort(p) {
+		if err := engine.Update(p.proxy); err != nil {
+			rt.abort()
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+	}
 	for _, l := range f.Listeners {
 		if l.Pool != "" {
 			continue
@@ -146,6 +152,30 @@ func (rt *edgeRuntime) abort() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	rt.shutdown(ctx) //nolint:errcheck // best effort on a failed start
+}
+
+// boundRedirectPort points redirect_https at the port the first TLS
+// listener actually bound, which differs from the configured one when that
+// was 0. It reports whether it changed anything.
+func (rt *edgeRuntime) boundRedirectPort(p *plan) bool {
+	changed := false
+	for _, l := range p.file.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		a, ok := rt.l4.Addr(l.Name).(*net.TCPAddr)
+		if !ok {
+			return false
+		}
+		for i := range p.proxy.Listeners {
+			if p.proxy.Listeners[i].HTTPSPort != a.Port {
+				p.proxy.Listeners[i].HTTPSPort = a.Port
+				changed = true
+			}
+		}
+		return changed
+	}
+	return false
 }
 
 // hooks connects what plans build to this runtime's metrics and log.
@@ -200,6 +230,7 @@ func (rt *edgeRuntime) reloadLocked() error {
 	if err != nil {
 		return err
 	}
+	rt.boundRedirectPort(p)
 	if err := rt.engine.Update(p.proxy); err != nil {
 		p.release(prev)
 		return fmt.Errorf("edge: %w", err)

@@ -1148,7 +1148,6 @@ routes:
 
 // Two listeners on 127.0.0.1:0 get two ephemeral ports; they cannot collide.
 func TestTwoListenersOnPortZero(t *testing.T) {
-	t.Skip("bug: cmd/edge/config/validate.go:43 reports a second 127.0.0.1:0 listener as a duplicate address")
 	pod := startPod(t, "pod-zero", nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "edge.yaml")

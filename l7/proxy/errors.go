@@ -76,6 +76,8 @@ const (
 	failOverloaded                              // the endpoint's connection limit is reached
 	failClient                                  // the client's side failed (its body stream broke)
 	failBodyTooLarge                            // the client's streamed body went over the limit
+	failNotSent                                 // sending the request failed before it was complete
+	failStale                                   // a kept-alive connection was already closed by the upstream
 )
 
 // dialError marks errors from the upstream dialer, so a failure to connect
@@ -97,6 +99,7 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 func classify(err error) upstreamFailure {
 	var de *dialError
 	var ce *clientBodyError
+	var se *sendError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return failBodyTooLarge
@@ -104,10 +107,14 @@ func classify(err error) upstreamFailure {
 		return failClient
 	case errors.As(err, &de):
 		return failConnect
+	case errors.Is(err, errStaleConn):
+		return failStale
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return failOverloaded
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return failTimeout
+	case errors.As(err, &se):
+		return failNotSent
 	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, syscall.ECONNREFUSED):
 		return failConnect
 	}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -41,11 +40,6 @@ type reqState struct {
 	outcome lb.Outcome
 	status  int
 	rec     *accesslog.Record
-	upResp  *fasthttp.Response // the endpoint's response, released by finish
-
-	// Streamed response body: the upstream's stream and bytes passed on.
-	body io.Reader
-	sent int64
 
 	id  []byte // the request ID (copied: header memory moves as headers change)
 	buf []byte // scratch
@@ -142,7 +136,9 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
 		return
 	}
-	buffered := cl >= 0 && cl <= p.opts.BufferBodyBytes
+	// -2 is fasthttp's "no framing headers": a request without a body (RFC
+	// 9112 §6.3); -1 is chunked.
+	buffered := cl == -2 || cl >= 0 && cl <= p.opts.BufferBodyBytes
 	if buffered {
 		ctx.Request.Body() // materializes the pre-read body and drops the stream
 	} else {
@@ -310,18 +306,29 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 	uri := ctx.URI()
 	st.hdr = appendEscapedPath(st.hdr[:0], path) // path may live in st.buf
 	uri.SetPathBytes(st.hdr)
-	uri.SetScheme("http") // the hop to the pod is plaintext, whatever the client used
+	uri.SetScheme("http")             // the hop to the pod is plaintext, whatever the client used
+	uri.DisablePathNormalizing = true // the request line carries the escaped path as set
 	ctx.Request.UseHostHeader = true
 	hdr.SetProtocol("HTTP/1.1")
 }
 
 // forward sends the request to the route's pool, retrying on another
 // endpoint when that is safe, and hands the response to the client.
+//
+// Retry safety (RFC 9110 §9.2.2): a request that never reached the endpoint
+// (the dial failed, or sending it failed before it was complete) may go
+// anywhere, whatever its method; one that may have been acted on is retried
+// only when idempotent. Either way only while the body is buffered: a
+// streamed body cannot be sent twice. A kept-alive connection the upstream
+// had closed while idle is retried once on a fresh connection without
+// spending the retry budget: that is the transport's race, not the
+// endpoint's failure.
 func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool) {
 	p, pv, cr := h.p, st.pool, st.route
 	deadline := st.start.Add(cr.timeout)
 	hash := h.hashKey(ctx, st, pv)
 	idem := idempotent(ctx.Method())
+	staleRetried := false
 	var tried lb.Tried
 	for {
 		ep, err := pv.lb.Pick(hash, &tried)
@@ -334,14 +341,12 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 			return
 		}
 		st.ep, st.up = ep, pv.ups[ep.Index]
-		if st.upResp == nil {
-			st.upResp = fasthttp.AcquireResponse()
-		}
-		err = st.up.hc.DoDeadline(&ctx.Request, st.upResp, deadline)
+		err = st.up.ex.exchange(&ctx.Request, &ctx.Response, deadline, p.opts.BufferBodyBytes, cr.timeout, st)
 		if err == nil {
 			h.respond(ctx, st)
 			return
 		}
+		ctx.Response.Reset()
 
 		fail := classify(err)
 		if p.opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
@@ -353,14 +358,21 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 			outcome = lb.ConnectFailure
 		case failTimeout:
 			outcome = lb.Timeout
-		case failOverloaded, failClient, failBodyTooLarge:
+		case failOverloaded, failClient, failBodyTooLarge, failStale:
 			outcome = lb.Canceled // says nothing about the endpoint
 		}
 		pv.lb.Done(ep, outcome, p.opts.Now())
 		st.up.codes.inc(0)
 		st.ep, st.up = nil, nil
 
-		retryable := fail == failConnect || fail == failReset && idem && buffered
+		if fail == failStale && buffered && idem && !staleRetried {
+			staleRetried = true
+			continue
+		}
+		retryable := buffered && (fail == failConnect || fail == failNotSent || (fail == failReset || fail == failStale) && idem)
+		if !buffered && fail == failConnect {
+			retryable = true // the streamed body was not touched: nothing was sent
+		}
 		if retryable && tried.Attempts() <= pv.lb.Retries() && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
 			continue
 		}
@@ -387,13 +399,10 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 	}
 }
 
-// respond passes a response that arrived from an endpoint to the client.
-// The upstream response is a separate object because fasthttp can only hand
-// a body stream over by closing it: its headers are copied over and its body
-// stream is relayed through st.
+// respond passes a response that arrived from an endpoint to the client:
+// the transport read its head (and a small body) straight into ctx.Response.
 func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 	resp := &ctx.Response
-	st.upResp.Header.CopyTo(&resp.Header)
 	st.status = resp.StatusCode()
 	st.outcome = lb.Success
 	if st.status == fasthttp.StatusBadGateway || st.status == fasthttp.StatusServiceUnavailable || st.status == fasthttp.StatusGatewayTimeout {
@@ -412,42 +421,22 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 		resp.Header.SetBytesV("RateLimit-Policy", st.rlPol)
 		resp.Header.SetBytesV("RateLimit", st.rlState)
 	}
-	if body := st.upResp.BodyStream(); body != nil {
+	st.rec = h.beginLog(ctx, st)
+	if resp.IsBodyStream() {
 		// The body streams after the handler returns; the request is done,
-		// and its endpoint free, when fasthttp closes the stream.
-		st.body = body
-		st.rec = h.beginLog(ctx, st)
-		resp.SetBodyStream(st, resp.Header.ContentLength())
+		// and its endpoint free, when fasthttp closes the stream (bodyDone).
 		return
 	}
-	// No body (HEAD, 204, 304).
-	st.rec = h.beginLog(ctx, st)
-	h.finish(st, 0)
+	h.finish(st, int64(len(resp.Body())))
 }
 
-// Read passes the upstream's body to the client, counting it.
-func (st *reqState) Read(b []byte) (int, error) {
-	n, err := st.body.Read(b)
-	st.sent += int64(n)
-	return n, err
-}
-
-// CloseWithError is called by fasthttp once the body is written (err nil) or
-// the write failed; it releases the upstream connection (discarding it if
-// the body was not fully relayed) and finishes the request.
-func (st *reqState) CloseWithError(err error) error {
-	var cerr error
-	switch b := st.body.(type) {
-	case fasthttp.ReadCloserWithError:
-		cerr = b.CloseWithError(err)
-	case io.Closer:
-		cerr = b.Close()
-	}
+// bodyDone is called by a streamed upstream body once fasthttp has relayed
+// it (err nil) or given up (the client went away): the request is over.
+func (st *reqState) bodyDone(sent int64, err error) {
 	if err != nil {
 		st.outcome = lb.Canceled
 	}
-	st.h.finish(st, st.sent)
-	return cerr
+	st.h.finish(st, sent)
 }
 
 // reject answers with an error produced by the edge itself. st is released.
@@ -521,9 +510,6 @@ func (h *handler) finish(st *reqState, bytesOut int64) {
 	if st.rec != nil {
 		st.rec.Int("bytes_out", bytesOut).Int("duration_us", dur.Microseconds())
 		p.opts.AccessLog.Finish(st.rec)
-	}
-	if st.upResp != nil {
-		fasthttp.ReleaseResponse(st.upResp)
 	}
 	releaseState(st)
 }

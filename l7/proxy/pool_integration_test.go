@@ -22,13 +22,6 @@ import (
 	"example.com/edge/lb"
 )
 
-// skipBodylessGetBug is why the tests that need a GET retried after a reset
-// are skipped: handler.go's serve takes fasthttp's ContentLength() of -2 (no
-// Content-Length, not chunked: no body, RFC 9112 section 6.3) for a streamed
-// body, so every bodyless GET goes upstream as an empty chunked stream and is
-// never retried after a reset, on another pod or on a fresh connection.
-const skipBodylessGetBug = "l7/proxy bug: a bodyless GET (ContentLength -2) is forwarded as a streamed body, so a reset GET is never retried (502)"
-
 // pollFor calls cond every few milliseconds until it holds or timeout has
 // passed, and reports whether it held.
 func pollFor(timeout time.Duration, cond func() bool) bool {
@@ -291,7 +284,6 @@ func TestPoolHealthCheckTakesPodOutAndBack(t *testing.T) {
 // another (retries: 1, within the default retry budget), passive outlier
 // detection ejects it, and no client sees an error.
 func TestPoolKilledPodCostsNoFailedGets(t *testing.T) {
-	t.Skip(skipBodylessGetBug)
 	a, b, c := startPod(t, "a"), startPod(t, "b"), startPod(t, "c")
 	pool := newPool(t, "app", lb.Config{
 		Retries: 1,
@@ -688,7 +680,6 @@ func TestPoolNoRetryOfStreamedBody(t *testing.T) {
 	}
 
 	t.Run("control: GET without a body is retried", func(t *testing.T) {
-		t.Skip(skipBodylessGetBug)
 		bad := startResettingPod(t, resetAfter, 100*time.Millisecond) // resets once the edge has sent the request and waits
 		good := startPod(t, "good")
 		pool := newPool(t, "app", lb.Config{Retries: 2, RetryBudget: -1}, &pod{name: "bad", addr: bad.addr}, good)

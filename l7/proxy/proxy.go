@@ -510,6 +510,7 @@ func (c *codeCounters) inc(code int) {
 type upstreamConn struct {
 	key   string
 	hc    *fasthttp.HostClient
+	ex    exchanger
 	codes *codeCounters
 	label string
 	used  bool // marked during gc
@@ -555,6 +556,7 @@ func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 		RetryIfErr:                retryStaleConn,
 	}
 	u := &upstreamConn{key: key, hc: hc, label: ep.String()}
+	u.ex = newConnPool(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
 	u.codes = newCodeCounters(p.m.upstreams, pool, u.label)
 	p.clients[key] = u
 	return u

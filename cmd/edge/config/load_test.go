@@ -74,7 +74,7 @@ routes:
 		`edge.yaml:5: tuning.read_timeout: want a duration such as 250ms or 2s, got "forever"`,
 		`edge.yaml:6: tuning.max_conns: must not be negative, got -1`,
 		`edge.yaml:9: listeners[1]: duplicate listener name "web"`,
-		`edge.yaml:9: listeners[1].address: "127.0.0.1:8080" is already used by listener "web"`,
+		`edge.yaml:9: listeners[1].address: "127.0.0.1:8080" overlaps listener "web"`,
 		`edge.yaml:12: pools.app.endpoints[1]: duplicate endpoint "127.0.0.1:9000"`,
 		`edge.yaml:13: pools.app.health_check.path: must start with /, got "healthz"`,
 		`edge.yaml:17: jwt.users.keys[0]: alg is required for pem_file and hmac_secret_file (a key is bound to one algorithm)`,
@@ -116,6 +116,7 @@ func TestParseSyntaxAndShapeErrors(t *testing.T) {
 		{"bad int", "tuning: {max_conns: lots}\n", `edge.yaml:1: tuning.max_conns: want an integer, got "lots"`},
 		{"unknown top-level", "pool: {}\n", `edge.yaml:1: unknown key "pool" (did you mean "pools"?)`},
 		{"null pool", "pools:\n  app:\n", "edge.yaml:2: pools.app.endpoints: at least one endpoint is required"},
+		{"wildcard overlaps", "listeners:\n  - {name: a, address: \"127.0.0.1:80\"}\n  - {name: b, address: \":80\"}\n", `edge.yaml:3: listeners[1].address: ":80" overlaps listener "a"`},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "too many YAML aliases"},
 	}
 	for _, tt := range tests {

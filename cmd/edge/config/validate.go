@@ -40,10 +40,29 @@ func validate(f *File, e *Errors) {
 		if l.Address == "" {
 			e.addf(l.Line, "%s: address is required", path)
 		} else if checkAddr(e, l.At("address"), path+".address", l.Address) {
-			if other, dup := addrs[l.Address]; dup {
-				e.addf(l.At("address"), "%s.address: %q is already used by listener %q", path, l.Address, other)
+			// Port 0 asks the kernel for a fresh port per listener, so only
+			// fixed ports can clash; a wildcard host clashes with every host
+			// on the same port.
+			host, port, _ := net.SplitHostPort(l.Address)
+			if port != "0" {
+				for _, key := range []string{host + ":" + port, "*:" + port} {
+					if other, dup := addrs[key]; dup {
+						e.addf(l.At("address"), "%s.address: %q overlaps listener %q", path, l.Address, other)
+						break
+					}
+				}
+				if host == "" || host == "0.0.0.0" || host == "::" {
+					addrs["*:"+port] = l.Name
+					for k, v := range addrs {
+						if strings.HasSuffix(k, ":"+port) && k != "*:"+port && v != l.Name {
+							e.addf(l.At("address"), "%s.address: %q overlaps listener %q", path, l.Address, v)
+							break
+						}
+					}
+				} else {
+					addrs[host+":"+port] = l.Name
+				}
 			}
-			addrs[l.Address] = l.Name
 		}
 		if l.Pool != "" {
 			if f.Pools[l.Pool] == nil {

@@ -1,0 +1,313 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"example.com/edge/lb"
+)
+
+// rawPod answers every request on a connection with the raw bytes of
+// respond(n), n counting requests on the connection, so tests control the
+// exact framing the edge has to parse. A response ending in closeMark is
+// sent without the mark and the connection closed after it.
+type rawPod struct {
+	addr  string
+	conns atomic.Int64
+	reqs  atomic.Int64
+}
+
+func startRawPod(t *testing.T, respond func(n int, req *http.Request) string) *rawPod {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rawPod{addr: ln.Addr().String()}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body) //nolint:errcheck
+					p.reqs.Add(1)
+					out := respond(n, req)
+					if out == "" {
+						return // hang up without answering
+					}
+					out, closeAfter := strings.CutSuffix(out, closeMark)
+					if _, err := io.WriteString(c, out); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+const closeMark = "\x00close"
+
+func rawPodEdge(t *testing.T, p *rawPod) *edge {
+	return startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, &pod{addr: p.addr})},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+}
+
+func TestTransportFraming(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 8192) // 128 KiB: over the buffered-body threshold
+	tests := []struct {
+		name     string
+		method   string
+		response string
+		status   int
+		body     string
+		// reuse says the upstream connection must be kept for the next request.
+		reuse bool
+	}{
+		{"fixed small", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, "hello", true},
+		{"fixed large streams", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 131072\r\n\r\n" + big, 200, big, true},
+		{"chunked", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n", 200, "hello world", true},
+		{"chunked with trailers", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n", 200, "abc", true},
+		{"chunked uppercase hex", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n", 200, "0123456789", true},
+		{"until close", "GET", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end" + closeMark, 200, "until the end", false},
+		{"interim 100 then 200", "GET", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", true},
+		{"204 ignores length", "GET", "HTTP/1.1 204 No Content\r\n\r\n", 204, "", true},
+		{"304", "GET", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", 304, "", true},
+		{"HEAD keeps no body", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", 200, "", true},
+		{"connection close honoured", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok" + closeMark, 200, "ok", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startRawPod(t, func(int, *http.Request) string { return tt.response })
+			e := rawPodEdge(t, p)
+			for i := range 2 {
+				resp, body := e.do(t, tt.method, "example.com", "/", nil, nil)
+				if resp.StatusCode != tt.status || string(body) != tt.body {
+					t.Fatalf("request %d: %d %q, want %d %q", i, resp.StatusCode, trunc(body), tt.status, trunc([]byte(tt.body)))
+				}
+				if resp.Header.Get("Connection") != "" || resp.Close {
+					t.Errorf("request %d: the upstream's connection handling leaked to the client", i)
+				}
+				if tt.method == "HEAD" && resp.ContentLength != 1000 {
+					t.Errorf("HEAD: Content-Length = %d, want the upstream's 1000", resp.ContentLength)
+				}
+			}
+			if wantConns := map[bool]int64{true: 1, false: 2}[tt.reuse]; p.conns.Load() != wantConns {
+				t.Errorf("upstream connections = %d, want %d (reuse %v)", p.conns.Load(), wantConns, tt.reuse)
+			}
+		})
+	}
+}
+
+func trunc(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + fmt.Sprintf("...(%d bytes)", len(b))
+	}
+	return string(b)
+}
+
+func TestTransportBrokenUpstreams(t *testing.T) {
+	tests := []struct {
+		name, response string
+		// wantStatus is the client's status. cutBody: the body breaks after
+		// the head was accepted, which can only end the client's connection
+		// (before or after fasthttp flushed the head).
+		wantStatus int
+		cutBody    bool
+	}{
+		{"garbage head", "NOT HTTP\r\n\r\n", 502, false},
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 200, true},
+		{"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 200, true},
+		{"short fixed body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc" + closeMark, 502, false},
+		{"too many interim", strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 20), 502, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startRawPod(t, func(int, *http.Request) string { return tt.response })
+			e := rawPodEdge(t, p)
+			req, _ := http.NewRequest("GET", "http://"+e.addr+"/", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				if tt.cutBody {
+					return // the connection ended before the head was flushed
+				}
+				t.Fatal(err)
+			}
+			_, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if tt.cutBody && rerr == nil {
+				t.Error("a broken upstream body reached the client as a complete one")
+			}
+		})
+	}
+}
+
+// TestTransportStaleConnectionRetried: the upstream closes a kept-alive
+// connection without answering (its idle timeout racing the edge's reuse);
+// the request goes out again on a fresh connection and the client never
+// knows. Only idempotent requests are retried this way.
+func TestTransportStaleConnectionRetried(t *testing.T) {
+	p := startRawPod(t, func(n int, req *http.Request) string {
+		if n == 1 {
+			return "" // the second request on a connection finds it closed
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	})
+	e := rawPodEdge(t, p)
+	for i := range 6 {
+		resp, body := e.do(t, "GET", "example.com", "/", nil, nil)
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("GET %d: %d %q; a stale kept-alive connection must be retried", i, resp.StatusCode, body)
+		}
+	}
+	resp, body := e.do(t, "POST", "example.com", "/", nil, strings.NewReader("x"))
+	resp2, _ := e.do(t, "POST", "example.com", "/", nil, strings.NewReader("x"))
+	if resp.StatusCode == 200 && resp2.StatusCode == 200 {
+		t.Logf("POSTs both answered (neither hit a stale connection): %q", body)
+	} else if resp.StatusCode != 502 && resp2.StatusCode != 502 {
+		t.Errorf("a POST on a stale connection: %d / %d, want 502 (not retried)", resp.StatusCode, resp2.StatusCode)
+	}
+}
+
+// TestTransportStreamIdleTimeout: a body that stalls longer than the
+// response timeout is cut, but one that keeps flowing may take longer than
+// it in total.
+func TestTransportStreamIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n") //nolint:errcheck
+				chunk := bytes.Repeat([]byte("x"), 20000)
+				for i := range 10 {
+					if req.URL.Path == "/stall" && i == 3 {
+						time.Sleep(time.Second)
+					}
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+					time.Sleep(40 * time.Millisecond)
+				}
+			}()
+		}
+	}()
+	pool := newPool(t, "app", lb.Config{}, &pod{addr: ln.Addr().String()})
+	pool.ResponseTimeout = 300 * time.Millisecond
+	e := startEdge(t, Options{BufferBodyBytes: 1024}, Config{
+		Pools:  map[string]*Pool{"app": pool},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	resp, err := client.Get("http://" + e.addr + "/flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != 200000 {
+		t.Errorf("a body flowing for ~400ms under a 300ms response timeout: %d bytes, %v; want all 200000", n, err)
+	}
+	resp, err = client.Get("http://" + e.addr + "/stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil || n == 200000 {
+		t.Errorf("a body stalling 1s under a 300ms idle timeout arrived whole (%d bytes, %v)", n, err)
+	}
+}
+
+// FuzzChunkedBody compares the edge's chunked decoder with net/http's: it
+// must never accept what net/http rejects, and where both accept they must
+// agree on the bytes. The edge is stricter in documented ways: a chunk-size
+// line must end in CRLF (no bare LF, RFC 9112 §7.1), and at most 64
+// trailer lines.
+func FuzzChunkedBody(f *testing.F) {
+	for _, s := range []string{
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5;a=b\r\nhello\r\n0\r\n\r\n",
+		"A\r\n0123456789\r\n0\r\nX: y\r\n\r\n",
+		"5\nhello\n0\n\n",
+		"ffffffffffffffffff\r\n",
+		"0x5\r\nhello\r\n0\r\n\r\n",
+		"5 \r\nhello\r\n0\r\n\r\n",
+		"-5\r\nhello\r\n0\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ours, ourErr := decodeChunked(data)
+		theirs, theirErr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(data)))
+		if ourErr == nil && theirErr != nil {
+			t.Fatalf("edge accepted %q (-> %q) that net/http rejects: %v", data, ours, theirErr)
+		}
+		if ourErr == nil && !bytes.Equal(ours, theirs) {
+			t.Fatalf("decoded %q as %q, net/http as %q", data, ours, theirs)
+		}
+	})
+}
+
+// decodeChunked runs the transport's chunked decoder over data.
+func decodeChunked(data []byte) ([]byte, error) {
+	br := bufio.NewReaderSize(bytes.NewReader(data), 4096)
+	var out []byte
+	for range 1 << 16 {
+		size, err := readChunkSize(br)
+		if err != nil {
+			return nil, err
+		}
+		if size == 0 {
+			return out, skipTrailers(br)
+		}
+		if size > int64(len(data)) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, err
+		}
+		out = append(out, buf...)
+		if err := readCRLF(br); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errBadChunk
+}
