@@ -7,7 +7,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test lint vet staticcheck unit bench fuzz clean
+.PHONY: build run test lint vet staticcheck unit bench fuzz clean bench-compare
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edge
@@ -44,3 +44,11 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# bench-compare: edge side by side with nginx and HAProxy (bench/README.md). Installs wrk, nginx
+# and haproxy from Debian's packages when missing; pass harness flags in BENCH_FLAGS, e.g.
+# make bench-compare BENCH_FLAGS='-scenarios plain,gateway -duration 5s -runs 1'.
+bench-compare: build
+	sh bench/install-tools.sh
+	$(GO) build -o bin/bench-compare ./bench/cmd/compare
+	./bin/bench-compare -edge $(BIN) $(BENCH_FLAGS)

@@ -1,0 +1,178 @@
+package anchors
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"example.com/edge/cmd/edge/config"
+)
+
+// cases are every configuration the harness renders.
+var cases = []struct {
+	name    string
+	mode    Mode
+	gateway bool
+}{
+	{"plain", HTTP, false},
+	{"gateway", HTTP, true},
+	{"tls", TLS, false},
+	{"l4", L4, false},
+}
+
+func testData(t *testing.T, mode Mode, gateway bool) Data {
+	t.Helper()
+	dir := t.TempDir()
+	// Placeholder files: the configurations are checked, not run.
+	for _, f := range []string{"cert.pem", "key.pem", "both.pem", "secret"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Data{
+		Dir: dir, Listen: 18080, Mode: mode, Gateway: gateway,
+		App: []string{"127.0.0.1:19001", "127.0.0.1:19002"}, Auth: []string{"127.0.0.1:19003", "127.0.0.1:19004"},
+		Bulk:     "127.0.0.1:19005",
+		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), CertKeyFile: filepath.Join(dir, "both.pem"),
+		SecretFile: filepath.Join(dir, "secret"), Secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA",
+		Issuer: "https://auth.example.com", Audience: "example.com",
+		MaxConns: 9968, NoFile: 20000, WorkerConns: 19936, RateLimit: 100000000,
+	}
+}
+
+// TestEdgeConfigsValidate renders edge's configuration for every scenario
+// and runs it through edge's own loader and validator.
+func TestEdgeConfigsValidate(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := testData(t, c.mode, c.gateway)
+			data, err := Render(Edge, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := config.Parse(filepath.Join(d.Dir, "edge.yaml"), data)
+			if err != nil {
+				t.Fatalf("edge rejects the rendered config: %v\n%s", err, data)
+			}
+			switch c.mode {
+			case L4:
+				if len(f.Listeners) != 1 || f.Listeners[0].Pool != "bulk" || len(f.Routes) != 0 {
+					t.Errorf("l4 config: listeners %+v, %d routes; want one pure L4 listener and no routes", f.Listeners, len(f.Routes))
+				}
+			default:
+				if len(f.Routes) != 2 || f.Routes[0].Prefix != "/app/" || f.Routes[1].Prefix != "/auth/" {
+					t.Errorf("routes %+v, want /app/ and /auth/", f.Routes)
+				}
+				for _, r := range f.Routes {
+					if r.Host != "example.com" {
+						t.Errorf("route %s host %q, want example.com", r.Prefix, r.Host)
+					}
+					if got := r.JWT != "" && len(r.RateLimit) == 1; got != c.gateway {
+						t.Errorf("route %s: jwt %q limit %v, gateway %t", r.Prefix, r.JWT, r.RateLimit, c.gateway)
+					}
+				}
+				if got := f.Listeners[0].TLS != nil; got != (c.mode == TLS) {
+					t.Errorf("listener TLS %t, want %t", got, c.mode == TLS)
+				}
+			}
+		})
+	}
+}
+
+// TestAnchorConfigsValidate renders the nginx and HAProxy configurations and
+// has the installed programs check them (nginx -t, haproxy -c); it is skipped
+// for a program that is not installed. TLS is left out: it needs real
+// certificates, which the harness's own runs exercise.
+func TestAnchorConfigsValidate(t *testing.T) {
+	for _, c := range cases {
+		if c.mode == TLS {
+			continue
+		}
+		t.Run("haproxy-"+c.name, func(t *testing.T) {
+			bin := lookPath(t, "haproxy")
+			d := testData(t, c.mode, c.gateway)
+			path := write(t, d.Dir, "haproxy.cfg", HAProxy, d)
+			out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput()
+			if err != nil {
+				t.Fatalf("haproxy -c: %v\n%s", err, out)
+			}
+			if strings.Contains(string(out), "[WARNING]") {
+				t.Errorf("haproxy -c warns:\n%s", out)
+			}
+		})
+		if c.gateway {
+			continue // nginx has no gateway configuration
+		}
+		t.Run("nginx-"+c.name, func(t *testing.T) {
+			bin := lookPath(t, "nginx")
+			d := testData(t, c.mode, c.gateway)
+			if c.mode == L4 {
+				if v, _ := exec.Command(bin, "-V").CombinedOutput(); strings.Contains(string(v), "--with-stream=dynamic") {
+					d.StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+					if _, err := os.Stat(d.StreamModule); err != nil {
+						t.Skip("nginx stream module not installed")
+					}
+				}
+			}
+			if err := os.MkdirAll(filepath.Join(d.Dir, "nginx-tmp"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := write(t, d.Dir, "nginx.conf", Nginx, d)
+			out, err := exec.Command(bin, "-t", "-c", path, "-p", d.Dir+"/", "-e", filepath.Join(d.Dir, "error.log")).CombinedOutput()
+			if err != nil {
+				t.Fatalf("nginx -t: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestPodsConfigValidates(t *testing.T) {
+	bin := lookPath(t, "nginx")
+	d := Data{Dir: t.TempDir(), Pods: []Pod{{Name: "app-1", Addr: "127.0.0.1:19001"}, {Name: "auth-1", Addr: "127.0.0.1:19003"}}}
+	if err := os.MkdirAll(filepath.Join(d.Dir, "pods-tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := write(t, d.Dir, "pods.conf", Pods, d)
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{`"pod":"app-1"`, `"pod":"auth-1"`, "listen 127.0.0.1:19003"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("pods.conf lacks %q", want)
+		}
+	}
+	out, err := exec.Command(bin, "-t", "-c", path, "-p", d.Dir+"/", "-e", filepath.Join(d.Dir, "error.log")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+}
+
+func TestRenderUnknownTemplate(t *testing.T) {
+	if _, err := Render("nope.tmpl", Data{}); err == nil || !strings.HasPrefix(err.Error(), "anchors: ") {
+		t.Fatalf("Render(nope.tmpl) = %v, want an anchors: error", err)
+	}
+}
+
+func lookPath(t *testing.T, name string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name} {
+		if bin, err := exec.LookPath(p); err == nil {
+			return bin
+		}
+	}
+	t.Skipf("%s not installed", name)
+	return ""
+}
+
+func write(t *testing.T, dir, name, tmpl string, d Data) string {
+	t.Helper()
+	data, err := Render(tmpl, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
