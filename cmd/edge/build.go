@@ -126,6 +126,7 @@ func buildPlan(f *config.File, prev *plan, hooks planHooks, errs *config.Errors,
 			RateLimits:      r.RateLimit,
 			RequestHeaders:  headerOps(r.RequestHeaders),
 			ResponseHeaders: headerOps(r.ResponseHeaders),
+			Compress:        r.Compress,
 			MaxBodyBytes:    r.MaxBodyBytes,
 			Timeout:         r.Timeout.D(),
 		})
@@ -408,6 +409,12 @@ func (p *plan) buildLimits(f *config.File, prev *plan, errs *config.Errors, log 
 		}
 		if rc.Store == "redis" {
 			cfg.Store = p.redis
+			// A lease call may take as long as one Redis round trip is
+			// allowed to (redis.timeout, default 100ms).
+			cfg.StoreTimeout = f.Redis.Timeout.D()
+			if cfg.StoreTimeout == 0 {
+				cfg.StoreTimeout = 100 * time.Millisecond
+			}
 			cfg.StoreErrorHook = func(err error) {
 				log.Warn("rate limit store failed; deciding by on_store_error", "limit", name, "on_store_error", onErr.String(), "error", err.Error())
 			}
@@ -415,7 +422,11 @@ func (p *plan) buildLimits(f *config.File, prev *plan, errs *config.Errors, log 
 				log.Info("rate limit store recovered", "limit", name, "down_for", down.String())
 			}
 		}
-		sig := fmt.Sprintf("%+v|%s", *rc, p.redisKey)
+		// What the limiter is built from, without the line it sits on: a
+		// limit that only moved in the file keeps its buckets.
+		sigOf := *rc
+		sigOf.Pos = config.Pos{}
+		sig := fmt.Sprintf("%+v|%s", sigOf, p.redisKey)
 		p.limitKey[name] = sig
 		if prev != nil && prev.limitKey[name] == sig && (rc.Store != "redis" || prev.redis == p.redis) {
 			p.limits[name] = prev.limits[name]

@@ -45,10 +45,16 @@ type reqState struct {
 	buf []byte // scratch
 	hdr []byte // scratch for a response header value
 
-	claims  *jwt.Claims // the verified token's claims, on JWT routes
-	reason  string      // why the edge refused the request (access log)
-	rlPol   []byte      // RateLimit-Policy of the route's limits
-	rlState []byte      // RateLimit after this request
+	enc encoding // the response coding negotiated for a compressing route
+	// compressed: a streamed body goes out compressed; compressedOut counts
+	// its bytes (bytes_out is what the client got).
+	compressed    bool
+	compressedOut int64
+	head          bool        // a HEAD request
+	claims        *jwt.Claims // the verified token's claims, on JWT routes
+	reason        string      // why the edge refused the request (access log)
+	rlPol         []byte      // RateLimit-Policy of the route's limits
+	rlState       []byte      // RateLimit after this request
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -159,6 +165,10 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.prepareUpstreamRequest(ctx, st, snap, lv, cr)
+	st.head = ctx.IsHead()
+	if len(cr.compress) > 0 {
+		st.enc = negotiate(ctx.Request.Header.Peek("Accept-Encoding"), cr.compress)
+	}
 	h.forward(ctx, st, buffered)
 }
 
@@ -421,12 +431,17 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 		resp.Header.SetBytesV("RateLimit-Policy", st.rlPol)
 		resp.Header.SetBytesV("RateLimit", st.rlState)
 	}
-	st.rec = h.beginLog(ctx, st)
 	if resp.IsBodyStream() {
-		// The body streams after the handler returns; the request is done,
-		// and its endpoint free, when fasthttp closes the stream (bodyDone).
+		// The body streams after the handler returns (compressed, if so,
+		// by the wrapper wrapStream chose); the request is done, and its
+		// endpoint free, when fasthttp closes the stream (bodyDone).
+		st.rec = h.beginLog(ctx, st)
 		return
 	}
+	if len(st.route.compress) > 0 {
+		st.compressBuffered(ctx)
+	}
+	st.rec = h.beginLog(ctx, st)
 	h.finish(st, int64(len(resp.Body())))
 }
 
@@ -435,6 +450,9 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 func (st *reqState) bodyDone(sent int64, err error) {
 	if err != nil {
 		st.outcome = lb.Canceled
+	}
+	if st.compressed {
+		sent = st.compressedOut
 	}
 	st.h.finish(st, sent)
 }

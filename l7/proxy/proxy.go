@@ -166,6 +166,9 @@ type Route struct {
 	RateLimits      []string
 	RequestHeaders  HeaderOps
 	ResponseHeaders HeaderOps
+	// Compress lists the response codings the route may use (gzip, zstd,
+	// br), in its order of preference; empty means none.
+	Compress []string
 	// MaxBodyBytes overrides Config.MaxBodyBytes; 0 inherits it.
 	MaxBodyBytes int64
 	// Timeout overrides the pool's response timeout; 0 inherits it.
@@ -286,6 +289,7 @@ type compiledRoute struct {
 	duration    *metrics.Histogram
 	allowHeader []byte
 
+	compress    []encoding
 	jwt         *jwt.Policy
 	jwtRejects  *jwtRejects
 	scopes      []string
@@ -440,6 +444,14 @@ func (p *Proxy) build(cfg Config) (*snapshot, error) {
 			cr.limits = append(cr.limits, &routeLimit{l: l, rejected: p.m.rateLimited.With(name)})
 		}
 		cr.rateLimited = len(cr.limits) > 0
+		for _, c := range rc.Compress {
+			enc, err := parseEncoding(c)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("proxy: routes[%d].compress: %w", i, err))
+				continue
+			}
+			cr.compress = append(cr.compress, enc)
+		}
 		cr.routeKey = []byte(cr.name)
 		cr.codes = newCodeCounters(p.m.requests, cr.name)
 		cr.duration = p.m.duration.With(cr.name)

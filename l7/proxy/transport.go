@@ -59,9 +59,11 @@ type exchanger interface {
 	exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, bufferMax int, idle time.Duration, obs bodyObserver) error
 }
 
-// bodyObserver learns when a streamed response body is over: how many bytes
-// went to the client, and the error if relaying it failed.
+// bodyObserver sees a streamed response body: it may wrap it (compression)
+// before fasthttp gets it, and learns when it is over: how many bytes came
+// from the upstream, and the error if relaying it failed.
 type bodyObserver interface {
+	wrapStream(h *fasthttp.ResponseHeader, body upstreamStream, size int) (io.Reader, int)
 	bodyDone(sent int64, err error)
 }
 
@@ -136,7 +138,14 @@ func (cp *connPool[C]) exchange(req *fasthttp.Request, resp *fasthttp.Response, 
 		}
 	default:
 		b := cp.acquireBody(cc, br, cl, idle, closeAfter, obs)
-		resp.SetBodyStream(b, cl) // -1 (chunked) and -2 (until close) both stream to the client chunked
+		if cl < 0 {
+			cl = -1 // chunked and close-delimited bodies both go to the client chunked
+		}
+		var body io.Reader = b
+		if obs != nil {
+			body, cl = obs.wrapStream(&resp.Header, b, cl)
+		}
+		resp.SetBodyStream(body, cl)
 		return nil
 	}
 	hc.ReleaseReader(br)
