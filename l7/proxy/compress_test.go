@@ -75,7 +75,7 @@ func decode(t *testing.T, enc string, b []byte) []byte {
 }
 
 func TestCompression(t *testing.T) {
-	small := strings.Repeat(`{"k":"v"},`, 300)      // 3 KB: buffered
+	small := strings.Repeat(`{"k":"v"},`, 300)         // 3 KB: buffered
 	large := strings.Repeat(`{"key":"value"},`, 20000) // 320 KB: streamed
 	p := startPod(t, "a")
 	p.handler = func(w http.ResponseWriter, r *http.Request) {
