@@ -406,3 +406,61 @@ func TestVersion(t *testing.T) {
 		t.Errorf("edge version: %v %q", err, out)
 	}
 }
+
+func TestAdminEndpoints(t *testing.T) {
+	pod := startPod(t, "pod", nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "edge.yaml")
+	writeConfig(t, path, fmt.Sprintf(`admin: 127.0.0.1:0
+listeners:
+  - {name: web, address: "127.0.0.1:0"}
+pools:
+  app: {endpoints: ["%s"]}
+rate_limits:
+  global: {key: client_ip, rate: 100, store: redis}
+redis: {address: "127.0.0.1:1", password: hunter2}
+routes:
+  - {prefix: /, pool: app, rate_limit: global}
+`, pod))
+	p := startEdge(t, path)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + p.addr("admin") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 || strings.TrimSpace(body) != "ready" {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	code, cfg := get("/config")
+	if code != 200 || !strings.Contains(cfg, "127.0.0.1:1") || !strings.Contains(cfg, "prefix: /") {
+		t.Errorf("/config: %d\n%s", code, cfg)
+	}
+	if strings.Contains(cfg, "hunter2") || !strings.Contains(cfg, "REDACTED") {
+		t.Errorf("/config shows the Redis password:\n%s", cfg)
+	}
+	http.Get("http://" + p.addr("web") + "/") //nolint:errcheck
+	_, metrics := get("/metrics")
+	for _, want := range []string{`edge_requests_total{code="200",route="*/"}`, "edge_request_duration_seconds_bucket", "edge_upstream_healthy", "go_goroutines", "edge_l4_connections_active"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The admin endpoints are not on the public listener.
+	resp, err := http.Get("http://" + p.addr("web") + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "edge_requests_total") {
+			t.Error("metrics served on the public listener")
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	<-p.done
+}
