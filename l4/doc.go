@@ -40,11 +40,14 @@
 // per-connection work before classification off goroutines, but they must
 // never block, and gnet-to-gnet relaying has no read backpressure (measured
 // here: 1.2 GiB RSS with four slow clients). So every connection leaves the
-// loop once classified. Adoption costs about 11 us of CPU per new
-// connection (two dups, epoll registration, getsockname/getpeername); a
-// keep-alive request costs nothing extra. Config.Accept = "go" serves the
-// same listeners from net.Listen, so the difference stays measurable
-// (l4/internal/handoffbench).
+// loop once classified. Adopting the descriptor costs about 13 us of CPU
+// (two dups, epoll registration, getsockname/getpeername; BenchmarkAdoptFD);
+// end to end a new connection cost 7 to 23 us more server CPU than
+// accept=go on the 2-core development VM (less with ReusePort, which spares
+// the hop from gnet's accept reactor to a loop), and a keep-alive request
+// costs nothing extra. Config.Accept = "go" serves the same listeners from
+// net.Listen, so the difference stays measurable
+// (go run ./l4/internal/handoffbench).
 //
 // # Nothing blocks in a gnet callback
 //
