@@ -170,43 +170,6 @@ func BenchmarkEd25519VerifyBare(b *testing.B) {
 	}
 }
 
-// BenchmarkVerifyEdDSAOverBare alternates the whole EdDSA check and the bare
-// ed25519.Verify in one loop, timing each by the thread's CPU clock, so both see the same
-// machine state, and reports each one's mean and the difference: the cost of everything
-// around the signature math.
-func BenchmarkVerifyEdDSAOverBare(b *testing.B) {
-	if threadCPUTime() < 0 {
-		b.Skip("no thread CPU clock")
-	}
-	p := benchPolicy(b, -1)
-	tok := mintToken(b, "EdDSA", nil)
-	dot := strings.LastIndexByte(string(tok), '.')
-	sig, _ := appendBase64URL(nil, tok[dot+1:])
-	pub := loadFixtures(b)["EdDSA"].signing.(ed25519.PrivateKey).Public().(ed25519.PublicKey)
-	c := new(Claims)
-	var whole, bare int64
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	b.ReportAllocs()
-	for b.Loop() {
-		t0 := threadCPUTime()
-		if err := p.Verify(tok, testNow, c); err != nil {
-			b.Fatal(err)
-		}
-		t1 := threadCPUTime()
-		if !ed25519.Verify(pub, tok[:dot], sig) {
-			b.Fatal("verify failed")
-		}
-		t2 := threadCPUTime()
-		whole += t1 - t0
-		bare += t2 - t1
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(whole)/n, "verify-cpu-ns/op")
-	b.ReportMetric(float64(bare)/n, "bare-cpu-ns/op")
-	b.ReportMetric(float64(whole-bare)/n, "overhead-cpu-ns/op")
-}
-
 // BenchmarkVerifyEdDSAWithoutMath runs the EdDSA path on a token whose signature is one
 // byte short, so Verify does everything (header, key lookup, payload and signature
 // decoding, claims parsing) except the curve arithmetic, which the length check skips:
