@@ -81,8 +81,8 @@
 // # JWKS
 //
 // A jwks_url is fetched by Start's goroutine at once and then every Refresh (default 5m),
-// sooner when Cache-Control max-age says so, never more often than Config.MinRefresh
-// (default 10s). A token whose kid is unknown asks for an early refetch (rate-limited by
+// sooner when a Cache-Control max-age says so, though a max-age never brings fetches
+// closer than Config.MinRefresh (default 10s). A token whose kid is unknown asks for an early refetch (rate-limited by
 // MinRefresh) and is rejected meanwhile. A failed fetch keeps the keys fetched before and
 // retries with backoff (1s doubling, up to Refresh). While some jwks_url has never been
 // fetched, a token no configured key matches gets ErrJWKSUnavailable (503), not 401.

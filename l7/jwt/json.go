@@ -372,12 +372,16 @@ type objectScanner struct {
 	done  bool
 }
 
-// start positions the scanner on the object that must make up all of b.
+// start positions the scanner on the object that must make up all of b. A document that
+// is JSON but not an object is ErrNotObject; one that is not JSON at all is ErrMalformed.
 func (s *objectScanner) start(b []byte) *Error {
 	s.b = b
 	s.i = skipWS(b, 0)
 	if s.i >= len(b) || b[s.i] != '{' {
-		return ErrNotObject
+		if end, _, err := scanValue(b, s.i, 0); err == nil && skipWS(b, end) == len(b) {
+			return ErrNotObject
+		}
+		return ErrMalformed
 	}
 	s.i++
 	s.first = true

@@ -163,20 +163,20 @@ func (p *Policy) runSource(ctx context.Context, s *jwksSource) {
 	}
 }
 
-// nextFetchDelay is the fetch schedule. After a success: refresh, or the response's
-// max-age if shorter (maxAge < 0 means none given), but never under minRefresh. After
-// failures: 1s doubling per consecutive failure, capped at refresh, so a JWKS that has
-// never loaded is retried quickly.
+// nextFetchDelay is the fetch schedule. After a success: the configured refresh, or the
+// response's max-age when that is shorter (maxAge < 0 means none given), though a
+// max-age never brings the next fetch closer than minRefresh. After failures: 1s
+// doubling per consecutive failure, capped at refresh, so a JWKS that has never loaded
+// is retried quickly.
 func nextFetchDelay(ok bool, maxAge time.Duration, failures int, refresh, minRefresh time.Duration) time.Duration {
 	if !ok {
 		d := time.Second << min(failures-1, 20)
 		return min(d, refresh)
 	}
-	d := refresh
-	if maxAge >= 0 && maxAge < d {
-		d = maxAge
+	if maxAge >= 0 && maxAge < refresh {
+		return min(refresh, max(maxAge, minRefresh))
 	}
-	return max(d, minRefresh)
+	return refresh
 }
 
 // refreshSource fetches s once and publishes its keys. It returns the Cache-Control

@@ -232,6 +232,12 @@ func TestNextFetchDelay(t *testing.T) {
 			t.Errorf("nextFetchDelay(%v, %v, %d) = %v, want %v", tt.ok, tt.maxAge, tt.failures, got, tt.want)
 		}
 	}
+	// A refresh configured below MinRefresh is the operator's choice and is kept.
+	for _, maxAge := range []time.Duration{-1, 0, time.Hour} {
+		if got := nextFetchDelay(true, maxAge, 0, time.Second, minRefresh); got != time.Second {
+			t.Errorf("refresh 1s, max-age %v: next fetch in %v, want 1s", maxAge, got)
+		}
+	}
 }
 
 func TestCacheControlMaxAge(t *testing.T) {

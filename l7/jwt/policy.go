@@ -74,8 +74,9 @@ type Config struct {
 	// MaxTokenBytes rejects longer tokens before any decoding (0 means 16 KiB, enough for
 	// ML-DSA-87 tokens, whose signature alone is 6170 characters).
 	MaxTokenBytes int
-	// MinRefresh is the shortest interval between fetches of one JWKS URL: the floor for
-	// Cache-Control max-age and the rate limit of refetches after unknown kids (0 means 10s).
+	// MinRefresh bounds how often a JWKS URL is fetched on the server's or the clients'
+	// say: the floor for a Cache-Control max-age shorter than Refresh, and the rate limit
+	// of refetches after unknown kids (0 means 10s). A shorter configured Refresh is kept.
 	MinRefresh time.Duration
 	// HTTPClient fetches JWKS URLs (nil means a client with a 10s timeout).
 	HTTPClient *http.Client

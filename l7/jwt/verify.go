@@ -253,7 +253,8 @@ func (p *Policy) audienceOK(c *Claims) bool {
 
 // parseHeader reads the JOSE header (RFC 7515 §4). alg is required and kid optional, both
 // strings; crit is refused because this verifier implements no extension (§4.1.11); b64
-// (RFC 7797) is accepted only as true, the default.
+// (RFC 7797) is accepted only as true, the default. A header with crit is ErrCrit even if
+// b64 is also wrong, whatever the member order.
 func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
 	var s objectScanner
 	if err = s.start(b); err != nil {
@@ -261,6 +262,7 @@ func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
 	}
 	var names [maxHeaderMembers]span
 	n := 0
+	crit, b64 := false, true
 	for {
 		m, ok, err := s.next()
 		if err != nil {
@@ -292,15 +294,19 @@ func parseHeader(b []byte) (alg, kid []byte, hasKid bool, err *Error) {
 			}
 			kid, hasKid = m.val.of(b), true
 		case "crit":
-			return nil, nil, false, ErrCrit
+			crit = true
 		case "b64":
-			if m.kind != kindTrue {
-				return nil, nil, false, ErrB64
-			}
+			b64 = m.kind == kindTrue
 		}
 	}
-	if alg == nil {
-		return nil, nil, false, ErrMalformed
+	// Decided after the whole header, so the answer does not depend on member order.
+	switch {
+	case crit:
+		return nil, nil, false, ErrCrit
+	case !b64:
+		return nil, nil, false, ErrB64
+	case alg == nil:
+		return nil, nil, false, ErrAlgNotAllowed // absent alg: nothing to allow
 	}
 	return alg, kid, hasKid, nil
 }
