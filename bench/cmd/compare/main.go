@@ -96,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for wrk, the pods and the harness (default: all others)")
 	fs.StringVar(&o.pods, "pods", "auto", "upstream pods: nginx (one worker serving a static body), go (fasthttp in the harness), or auto")
 	fs.IntVar(&o.jwtCacheBytes, "edge-jwt-cache-bytes", 0, "edge's verified-token cache in the gateway scenario (0: edge's default, -1: off)")
-	fs.IntVar(&o.nice, "nice", 0, "nice value for the harness and everything it starts (negative, as root, shields the run from other work on a shared machine)")
+	fs.IntVar(&o.nice, "nice", defaultNice(), "nice value for the harness and everything it starts; the default (-20 as root, else 0) shields the run from other work on a shared machine")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) instead of removing it")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: compare [flags]\n\nBenchmarks edge against nginx and HAProxy on this machine (see bench/README.md).\n\n")
@@ -201,7 +201,8 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if o.nice != 0 {
 		if err := reniceSelf(o.nice); err != nil {
-			return err
+			fmt.Fprintf(stderr, "%v; running at the inherited priority\n", err)
+			h.cfg.nice = 0
 		}
 	}
 	if p, err := exec.LookPath("wrk"); err == nil {
@@ -235,6 +236,11 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if p.name == "edge" {
 			edge = p
 		}
+	}
+	// Measure a private copy: a rebuild of bin/edge during the run (someone
+	// else at work in the same checkout) must not change what is measured.
+	if edge.bin, err = copyExecutable(edge.bin, filepath.Join(dir, "edge")); err != nil {
+		return err
 	}
 	if h.creds, err = makeCredentials(dir, edge.bin); err != nil {
 		return err
@@ -297,7 +303,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 					continue
 				}
 				if s.note != "" {
-					r.addNote(s.note)
+					r.addNote(fmt.Sprintf("run %d: %s", run+1, s.note))
 				}
 				r.samples = append(r.samples, s)
 				fmt.Fprintf(stderr, "%-13s run %d/%d %-8s %s\n", sc.name, run+1, o.runs, r.p.name, progress(sc, s))
@@ -428,6 +434,15 @@ func kernel() string {
 	return "Linux " + strings.TrimSpace(string(data))
 }
 
+// defaultNice is -20 for root, which may raise its priority, and 0 for
+// others.
+func defaultNice() int {
+	if os.Geteuid() == 0 {
+		return -20
+	}
+	return 0
+}
+
 // writeScript writes bench/wrk/mixed.lua (embedded) into dir.
 func writeScript(dir string) (string, error) {
 	path := filepath.Join(dir, "mixed.lua")
@@ -435,4 +450,25 @@ func writeScript(dir string) (string, error) {
 		return "", fmt.Errorf("compare: %w", err)
 	}
 	return path, nil
+}
+
+// copyExecutable copies the program at src to dst and returns dst.
+func copyExecutable(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("compare: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("compare: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", fmt.Errorf("compare: copy %s: %w", src, err)
+	}
+	if err := out.Close(); err != nil {
+		return "", fmt.Errorf("compare: %w", err)
+	}
+	return dst, nil
 }
