@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"time"
 
@@ -49,6 +50,12 @@ func startAdmin(addr string, rt *edgeRuntime) (*adminServer, error) {
 			fmt.Fprintln(w, "ready")
 		}
 	})
+	// Go's profiler, for tuning: go tool pprof http://ADMIN/debug/pprof/profile
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := yaml.Marshal(redacted(rt.cur.Load().file))
 		if err != nil {

@@ -88,6 +88,8 @@ func buildPlan(f *config.File, prev *plan, hooks planHooks, errs *config.Errors,
 			ConnectTimeout:      pc.ConnectTimeout.D(),
 			ResponseTimeout:     pc.ResponseTimeout.D(),
 			MaxConnsPerEndpoint: pc.MaxConnsPerEndpoint,
+			Pipeline:            pc.Pipeline,
+			PipelineDepth:       pc.PipelineDepth,
 		}
 	}
 

@@ -107,7 +107,7 @@ func classify(err error) upstreamFailure {
 		return failClient
 	case errors.As(err, &de):
 		return failConnect
-	case errors.Is(err, errStaleConn):
+	case errors.Is(err, errStaleConn), errors.Is(err, errPipelineBroken):
 		return failStale
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return failOverloaded

@@ -322,6 +322,10 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 	hdr.SetProtocol("HTTP/1.1")
 }
 
+// maxFreeRetries bounds the repeats of one request after stale or broken
+// connections (see forward).
+const maxFreeRetries = 4
+
 // forward sends the request to the route's pool, retrying on another
 // endpoint when that is safe, and hands the response to the client.
 //
@@ -332,13 +336,18 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 // streamed body cannot be sent twice. A kept-alive connection the upstream
 // had closed while idle is retried once on a fresh connection without
 // spending the retry budget: that is the transport's race, not the
-// endpoint's failure.
+// endpoint's failure. So are requests queued on a pipeline connection that
+// broke (or that the upstream closed) before their turn.
 func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool) {
 	p, pv, cr := h.p, st.pool, st.route
 	deadline := st.start.Add(cr.timeout)
 	hash := h.hashKey(ctx, st, pv)
 	idem := idempotent(ctx.Method())
-	staleRetried := false
+	// freeRetries counts repeats that cost the endpoint nothing: a kept-alive
+	// connection found closed, or a pipeline broken under requests that were
+	// only queued. They do not spend the retry budget or count as attempts,
+	// but are bounded.
+	freeRetries := 0
 	var tried lb.Tried
 	for {
 		ep, err := pv.lb.Pick(hash, &tried)
@@ -351,7 +360,13 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 			return
 		}
 		st.ep, st.up = ep, pv.ups[ep.Index]
-		err = st.up.ex.exchange(&ctx.Request, &ctx.Response, deadline, p.opts.BufferBodyBytes, cr.timeout, st)
+		piped := false
+		if st.up.pipe != nil && idem && buffered {
+			piped, err = st.up.pipe.exchange(&ctx.Request, &ctx.Response, deadline, p.opts.BufferBodyBytes, cr.timeout, st)
+		}
+		if !piped {
+			err = st.up.ex.exchange(&ctx.Request, &ctx.Response, deadline, p.opts.BufferBodyBytes, cr.timeout, st)
+		}
 		if err == nil {
 			h.respond(ctx, st)
 			return
@@ -375,16 +390,19 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 		st.up.codes.inc(0)
 		st.ep, st.up = nil, nil
 
-		if fail == failStale && buffered && idem && !staleRetried {
-			staleRetried = true
+		if fail == failStale && buffered && idem && freeRetries < maxFreeRetries && time.Until(deadline) > 0 {
+			freeRetries++
 			continue
 		}
 		retryable := buffered && (fail == failConnect || fail == failNotSent || (fail == failReset || fail == failStale) && idem)
 		if !buffered && fail == failConnect {
 			retryable = true // the streamed body was not touched: nothing was sent
 		}
-		if retryable && tried.Attempts() <= pv.lb.Retries() && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
+		if retryable && tried.Attempts()-freeRetries <= pv.lb.Retries() && time.Until(deadline) > 0 && pv.lb.AllowRetry() {
 			continue
+		}
+		if time.Until(deadline) <= 0 && fail != failClient && fail != failBodyTooLarge {
+			fail = failTimeout // out of time, whatever the last attempt's failure
 		}
 		switch fail {
 		case failTimeout:

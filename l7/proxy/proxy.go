@@ -196,6 +196,13 @@ type Pool struct {
 	// MaxConnsPerEndpoint caps upstream connections per endpoint; 0 means
 	// Options.UpstreamMaxConns.
 	MaxConnsPerEndpoint int
+	// Pipeline is the number of connections per endpoint over which
+	// idempotent requests with buffered bodies are pipelined (see
+	// pipeline.go); 0 turns pipelining off.
+	Pipeline int
+	// PipelineDepth caps the requests in flight on one pipeline connection;
+	// 0 means 16.
+	PipelineDepth int
 }
 
 // Proxy is the HTTP engine. Its methods are safe for concurrent use.
@@ -523,6 +530,7 @@ type upstreamConn struct {
 	key   string
 	hc    *fasthttp.HostClient
 	ex    exchanger
+	pipe  *pipeline // nil unless the pool pipelines
 	codes *codeCounters
 	label string
 	used  bool // marked during gc
@@ -537,20 +545,22 @@ func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 	if maxConns <= 0 {
 		maxConns = p.opts.UpstreamMaxConns
 	}
-	key := pool + "\x00" + ep.Addr + "\x00" + connectTimeout.String() + "\x00" + strconv.Itoa(maxConns)
+	key := pool + "\x00" + ep.Addr + "\x00" + connectTimeout.String() + "\x00" + strconv.Itoa(maxConns) +
+		"\x00" + strconv.Itoa(pc.Pipeline) + "\x00" + strconv.Itoa(pc.PipelineDepth)
 	if u := p.clients[key]; u != nil {
 		return u
 	}
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	dial := func(addr string) (net.Conn, error) {
+		c, err := dialer.Dial("tcp", addr)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		return c, nil
+	}
 	hc := &fasthttp.HostClient{
-		Addr: ep.Addr,
-		Dial: func(addr string) (net.Conn, error) {
-			c, err := dialer.Dial("tcp", addr)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return c, nil
-		},
+		Addr:                          ep.Addr,
+		Dial:                          dial,
 		MaxConns:                      maxConns,
 		MaxConnWaitTimeout:            connectTimeout,
 		MaxIdleConnDuration:           30 * time.Second,
@@ -569,6 +579,19 @@ func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 	}
 	u := &upstreamConn{key: key, hc: hc, label: ep.String()}
 	u.ex = newConnPool(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
+	if pc.Pipeline > 0 {
+		depth := pc.PipelineDepth
+		if depth <= 0 {
+			depth = 16
+		}
+		u.pipe = newPipeline(ep.Addr, pc.Pipeline, depth, p.opts.UpstreamReadBufferSize, max(p.opts.WriteBufferSize, 16<<10), func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		})
+	}
 	u.codes = newCodeCounters(p.m.upstreams, pool, u.label)
 	p.clients[key] = u
 	return u
@@ -602,6 +625,9 @@ func (p *Proxy) gcClients(s *snapshot) {
 	for k, u := range p.clients {
 		if !u.used {
 			u.hc.CloseIdleConnections()
+			if u.pipe != nil {
+				u.pipe.close()
+			}
 			delete(p.clients, k)
 		}
 	}

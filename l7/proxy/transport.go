@@ -195,23 +195,108 @@ func readFixedBody(br *bufio.Reader, resp *fasthttp.Response, n int) error {
 	return nil
 }
 
-// upstreamBody streams a response body from an upstream connection. It is
-// pooled; fasthttp closes it (CloseWithError) once the body is relayed or the
-// client went away, and the connection goes back to the pool only when the
-// body was read to its end.
-type upstreamBody[C pooledConn] struct {
-	cp         *connPool[C]
-	cc         C
+// bodyDecoder reads one response body off a connection: a fixed length,
+// chunked (RFC 9112 §7.1), or until the connection closes. While it reads,
+// each read gets a fresh idle deadline (refreshed when a quarter of it is
+// used up, not on every read).
+type bodyDecoder struct {
 	br         *bufio.Reader
+	conn       net.Conn
 	left       int64 // bytes left in the fixed body or the current chunk
 	chunked    bool
 	untilClose bool
 	done       bool
-	closeAfter bool
 	idle       time.Duration
 	deadline   time.Time
 	err        error
 	sent       int64
+}
+
+// init prepares the decoder for a body whose Content-Length is cl (fasthttp's
+// -1 chunked, -2 until close).
+func (d *bodyDecoder) init(cl int) {
+	switch {
+	case cl >= 0:
+		d.left = int64(cl)
+		d.done = cl == 0
+	case cl == -1:
+		d.chunked = true
+	default:
+		d.untilClose = true
+	}
+}
+
+func (d *bodyDecoder) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if d.done {
+		return 0, io.EOF
+	}
+	if d.idle > 0 {
+		if now := time.Now(); d.deadline.Sub(now) < d.idle*3/4 {
+			d.deadline = now.Add(d.idle)
+			d.conn.SetReadDeadline(d.deadline) //nolint:errcheck // a broken conn fails the read
+		}
+	}
+	if d.chunked && d.left == 0 {
+		size, err := readChunkSize(d.br)
+		if err != nil {
+			return 0, d.fail(err)
+		}
+		if size == 0 {
+			if err := skipTrailers(d.br); err != nil {
+				return 0, d.fail(err)
+			}
+			d.done = true
+			return 0, io.EOF
+		}
+		d.left = size
+	}
+	if !d.untilClose && int64(len(p)) > d.left {
+		p = p[:d.left]
+	}
+	n, err := d.br.Read(p)
+	d.left -= int64(n)
+	d.sent += int64(n)
+	switch {
+	case d.untilClose:
+		if err == io.EOF {
+			d.done = true
+			return n, io.EOF
+		}
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return n, d.fail(err)
+	}
+	if d.left == 0 {
+		if d.chunked {
+			if err := readCRLF(d.br); err != nil {
+				return n, d.fail(err)
+			}
+		} else {
+			d.done = true
+		}
+	}
+	return n, nil
+}
+
+func (d *bodyDecoder) fail(err error) error {
+	d.err = err
+	return err
+}
+
+// upstreamBody streams a response body from a pooled upstream connection.
+// It is pooled; fasthttp closes it (CloseWithError) once the body is relayed
+// or the client went away, and the connection goes back to the pool only
+// when the body was read to its end.
+type upstreamBody[C pooledConn] struct {
+	bodyDecoder
+	cp         *connPool[C]
+	cc         C
+	closeAfter bool
 	obs        bodyObserver
 }
 
@@ -220,82 +305,10 @@ func (cp *connPool[C]) acquireBody(cc C, br *bufio.Reader, cl int, idle time.Dur
 	if b == nil {
 		b = new(upstreamBody[C])
 	}
-	*b = upstreamBody[C]{cp: cp, cc: cc, br: br, idle: idle, closeAfter: closeAfter, obs: obs}
-	switch {
-	case cl >= 0:
-		b.left = int64(cl)
-		b.done = cl == 0
-	case cl == -1:
-		b.chunked = true
-	default:
-		b.untilClose = true
-		b.closeAfter = true
-	}
+	*b = upstreamBody[C]{cp: cp, cc: cc, closeAfter: closeAfter || cl == -2, obs: obs}
+	b.bodyDecoder = bodyDecoder{br: br, conn: cc.Conn(), idle: idle}
+	b.init(cl)
 	return b
-}
-
-func (b *upstreamBody[C]) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.done {
-		return 0, io.EOF
-	}
-	if b.idle > 0 {
-		// Refresh the idle deadline when a quarter of it is used up, not on
-		// every read.
-		if now := time.Now(); b.deadline.Sub(now) < b.idle*3/4 {
-			b.deadline = now.Add(b.idle)
-			b.cc.Conn().SetReadDeadline(b.deadline) //nolint:errcheck // a broken conn fails the read
-		}
-	}
-	if b.chunked && b.left == 0 {
-		size, err := readChunkSize(b.br)
-		if err != nil {
-			return 0, b.fail(err)
-		}
-		if size == 0 {
-			if err := skipTrailers(b.br); err != nil {
-				return 0, b.fail(err)
-			}
-			b.done = true
-			return 0, io.EOF
-		}
-		b.left = size
-	}
-	if !b.untilClose && int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.br.Read(p)
-	b.left -= int64(n)
-	b.sent += int64(n)
-	switch {
-	case b.untilClose:
-		if err == io.EOF {
-			b.done = true
-			return n, io.EOF
-		}
-	case err == io.EOF:
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		return n, b.fail(err)
-	}
-	if b.left == 0 {
-		if b.chunked {
-			if err := readCRLF(b.br); err != nil {
-				return n, b.fail(err)
-			}
-		} else {
-			b.done = true
-		}
-	}
-	return n, nil
-}
-
-func (b *upstreamBody[C]) fail(err error) error {
-	b.err = err
-	return err
 }
 
 // CloseWithError implements fasthttp.ReadCloserWithError: the connection is

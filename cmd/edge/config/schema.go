@@ -114,6 +114,8 @@ type Pool struct {
 	MaxPending          int          `yaml:"max_pending"`
 	SlowStart           Duration     `yaml:"slow_start"`
 	ProxyProtocol       string       `yaml:"proxy_protocol"` // "" | v2: L4 relays write a PROXY v2 header first
+	Pipeline            int          `yaml:"pipeline"`       // connections per endpoint pipelining idempotent requests (0: off)
+	PipelineDepth       int          `yaml:"pipeline_depth"` // requests in flight per pipeline connection (default 16)
 }
 
 // Endpoint is one endpoint string; it keeps its own line for error reports.

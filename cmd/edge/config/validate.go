@@ -173,6 +173,9 @@ func validatePool(name string, p *Pool, e *Errors) {
 	if p.Retries < 0 {
 		e.addf(p.At("retries"), "%s.retries: must not be negative", path)
 	}
+	if p.Pipeline < 0 || p.Pipeline > 64 || p.PipelineDepth < 0 || p.PipelineDepth > 1024 {
+		e.addf(p.At("pipeline"), "%s: pipeline must be 0-64 and pipeline_depth 0-1024", path)
+	}
 	if p.MaxConnsPerEndpoint < 0 || p.MaxPending < 0 {
 		e.addf(p.Line, "%s: max_conns_per_endpoint and max_pending must not be negative", path)
 	}
