@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -660,22 +661,27 @@ func TestPoolNoRetryOfStreamedBody(t *testing.T) {
 			req.ContentLength = -1 // chunked: the edge cannot buffer it
 			resp, err := client.Do(req)
 			close(stop)
-			if err != nil {
-				t.Fatalf("%s: %v (after sending %d bytes)", method, err, body.total.Load())
+			// The edge answers 502 while the client is still sending, then
+			// closes; depending on timing the client reads the 502 or sees
+			// the connection reset under its unsent body. Either way the
+			// request failed and, what this test is about, was not retried.
+			var b []byte
+			if err == nil {
+				b, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
 			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("client sent %d bytes; the resetting pod read %d before its reset", body.total.Load(), bad.read.Load())
+			t.Logf("client sent %d bytes; the resetting pod read %d before its reset; client error: %v", body.total.Load(), bad.read.Load(), err)
 			if bad.accepted.Load() != 1 || bad.read.Load() < resetAfter {
 				t.Fatalf("the resetting pod accepted %d connections and read %d bytes; want one connection reset mid-body", bad.accepted.Load(), bad.read.Load())
 			}
 			if n := good.hits.Load(); n != 0 {
 				t.Errorf("the second pod saw %d requests: a streamed body was retried", n)
 			}
-			checkError(t, resp, b, http.StatusBadGateway, CodeUpstreamError)
+			if err == nil {
+				checkError(t, resp, b, http.StatusBadGateway, CodeUpstreamError)
+			} else if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+				t.Errorf("%s: %v; want the 502 or a reset of the upload", method, err)
+			}
 		})
 	}
 
