@@ -1,11 +1,18 @@
 package anchors
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"example.com/edge/cmd/edge/config"
 )
@@ -25,9 +32,13 @@ var cases = []struct {
 func testData(t *testing.T, mode Mode, gateway bool) Data {
 	t.Helper()
 	dir := t.TempDir()
-	// Placeholder files: the configurations are checked, not run.
-	for _, f := range []string{"cert.pem", "key.pem", "both.pem", "secret"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+	certPEM, keyPEM := selfSigned(t)
+	files := map[string][]byte{
+		"cert.pem": certPEM, "key.pem": keyPEM, "both.pem": append(append([]byte{}, certPEM...), keyPEM...),
+		"secret": []byte("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,14 +93,10 @@ func TestEdgeConfigsValidate(t *testing.T) {
 }
 
 // TestAnchorConfigsValidate renders the nginx and HAProxy configurations and
-// has the installed programs check them (nginx -t, haproxy -c); it is skipped
-// for a program that is not installed. TLS is left out: it needs real
-// certificates, which the harness's own runs exercise.
+// has the installed programs check them (nginx -t, haproxy -c, which load
+// the TLS certificate too); it is skipped for a program that is not installed.
 func TestAnchorConfigsValidate(t *testing.T) {
 	for _, c := range cases {
-		if c.mode == TLS {
-			continue
-		}
 		t.Run("haproxy-"+c.name, func(t *testing.T) {
 			bin := lookPath(t, "haproxy")
 			d := testData(t, c.mode, c.gateway)
@@ -153,6 +160,26 @@ func TestRenderUnknownTemplate(t *testing.T) {
 	}
 }
 
+// selfSigned is a throwaway ECDSA certificate for example.com, in PEM.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
 func lookPath(t *testing.T, name string) string {
 	t.Helper()
 	for _, p := range []string{name, "/usr/sbin/" + name} {
@@ -175,4 +202,22 @@ func write(t *testing.T, dir, name, tmpl string, d Data) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestEdgeJWTCacheOff checks that -edge-jwt-cache-bytes -1 reaches edge's
+// policy as a negative cache size (edge: negative disables the cache).
+func TestEdgeJWTCacheOff(t *testing.T) {
+	d := testData(t, HTTP, true)
+	d.JWTCacheBytes = -1
+	data, err := Render(Edge, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Parse(filepath.Join(d.Dir, "edge.yaml"), data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if got := f.JWT["bench"].CacheBytes; got != -1 {
+		t.Errorf("cache_bytes = %d, want -1", got)
+	}
 }
