@@ -183,14 +183,64 @@ func (c *Conn) Write(p []byte) (int, error) { return c.tcp.Write(p) }
 // ReadFrom lets io.Copy into the connection use sendfile/splice.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) { return c.tcp.ReadFrom(r) }
 
-// Close closes the socket and releases the connection's counts.
+// Close closes the socket and releases the connection's counts. When the
+// client has sent bytes nobody read (a request body the edge answered
+// without reading, typically an error to an upload), the close lingers, as
+// nginx's lingering_close does: closing a socket with unread data sends a
+// reset, which can destroy the response still in flight to the client. So
+// the write side is shut (FIN after the response) and what the client still
+// sends is read and dropped, for at most lingerTime and lingerBytes, in the
+// background (RFC 9112 §9.6).
 func (c *Conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if c.unreadPending() {
+		if srv := c.h.l.srv; srv.lingering.Add(1) <= maxLingering {
+			go c.lingerClose(srv)
+			return nil
+		} else {
+			srv.lingering.Add(-1)
+		}
+	}
 	err := c.tcp.Close()
 	c.h.slot.release()
 	return err
+}
+
+// Lingering close bounds: per connection, and connections at once (beyond
+// which a close is immediate).
+// A lingering close ends when the client closes its side, or after
+// lingerTime, or after lingerBytes (then with a reset): closing while the
+// client still sends would discard the unsent part of the answer, so the
+// byte bound is generous and the time bound does most of the work.
+const (
+	lingerTime   = 5 * time.Second
+	lingerBytes  = 64 << 20
+	maxLingering = 1024
+)
+
+// unreadPending reports whether the socket's receive buffer holds bytes.
+func (c *Conn) unreadPending() bool {
+	raw, err := c.tcp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	pending := false
+	raw.Control(func(fd uintptr) { //nolint:errcheck // on error nothing is pending
+		n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		pending = err == nil && n > 0
+	})
+	return pending
+}
+
+func (c *Conn) lingerClose(srv *Server) {
+	defer srv.lingering.Add(-1)
+	c.tcp.CloseWrite()                                //nolint:errcheck // the peer may be gone
+	c.tcp.SetReadDeadline(time.Now().Add(lingerTime)) //nolint:errcheck
+	io.CopyN(io.Discard, c.tcp, lingerBytes)          //nolint:errcheck // whatever the client still sends, dropped
+	c.tcp.Close()
+	c.h.slot.release()
 }
 
 // CloseWrite shuts down the sending side (half-close).

@@ -22,6 +22,7 @@ type Server struct {
 	byName    map[string]*listener
 	pools     atomic.Pointer[poolBox]
 	open      atomic.Int64 // connections over all listeners, for Config.MaxConns
+	lingering atomic.Int64 // connections in a lingering close (see Conn.Close)
 	epoch     time.Time
 	relays    relaySet
 	stopping  atomic.Bool
