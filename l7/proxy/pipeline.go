@@ -75,6 +75,26 @@ type pipeConn struct {
 	streaming bool          // the reader is relaying a streamed body
 	reading   *pipeWaiter   // the waiter whose response the reader is parsing: only the reader may answer it
 	gen       uint64        // connection generation: bumps on every redial
+	// The deadlines set on the connection: moved only forward, and only
+	// when a request's own deadline passes them, so that most requests set
+	// none (each set is a runtime timer operation).
+	readDeadline, writeDeadline time.Time
+}
+
+// deadlineSlack is how late past a request's deadline a pipeline connection
+// may notice it: deadlines are pushed this far ahead so that the requests
+// that follow within it need not move them again.
+const deadlineSlack = 250 * time.Millisecond
+
+// setReadDeadlineLocked makes sure the connection's read deadline is not
+// before d. While requests are queued the deadline stays armed; an idle
+// connection keeps its last one, and a response that comes later than it
+// on an idle connection only breaks that connection.
+func (pc *pipeConn) setReadDeadlineLocked(d time.Time) {
+	if d.After(pc.readDeadline) {
+		pc.readDeadline = d.Add(deadlineSlack)
+		pc.c.SetReadDeadline(pc.readDeadline) //nolint:errcheck // a broken conn fails the read
+	}
 }
 
 // pipeWaiter is one request waiting for its response on a pipeConn.
@@ -122,7 +142,7 @@ func (p *pipeline) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 	pc.inflight = append(pc.inflight, w)
 	if len(pc.inflight) == 1 {
 		// The reader may be idle in a read without a deadline.
-		pc.c.SetReadDeadline(deadline) //nolint:errcheck // a broken conn fails the read
+		pc.setReadDeadlineLocked(deadline)
 	}
 	if !pc.flushing {
 		// Group commit: yield once so that handlers made runnable by the
@@ -134,7 +154,12 @@ func (p *pipeline) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 		runtime.Gosched()
 		pc.mu.Lock()
 		if pc.gen == gen && pc.c != nil && pc.bw.Buffered() > 0 {
-			pc.c.SetWriteDeadline(deadline) //nolint:errcheck
+			if deadline.After(pc.writeDeadline) {
+				// Lazily, like the read deadline: a flush may finish up to
+				// deadlineSlack after the request's deadline.
+				pc.writeDeadline = deadline.Add(deadlineSlack)
+				pc.c.SetWriteDeadline(pc.writeDeadline) //nolint:errcheck
+			}
 			if err := pc.bw.Flush(); err != nil {
 				pc.breakLocked(errPipelineBroken)
 			}
@@ -189,6 +214,7 @@ func (pc *pipeConn) dialLocked() error {
 	}
 	pc.c = c
 	pc.gen++
+	pc.readDeadline, pc.writeDeadline = time.Time{}, time.Time{}
 	pc.bw = bufio.NewWriterSize(c, pc.p.writeSize)
 	go pc.read(c, pc.gen, bufio.NewReaderSize(c, pc.p.readSize))
 	return nil
@@ -219,6 +245,9 @@ func (pc *pipeConn) read(c net.Conn, gen uint64, br *bufio.Reader) {
 		// Wait for the next response (or the upstream closing an idle
 		// connection, which breaks it early instead of on the next request).
 		if _, err := br.Peek(1); err != nil {
+			if pc.spuriousTimeout(c, gen, err) {
+				continue
+			}
 			pc.fail(gen, err)
 			return
 		}
@@ -263,9 +292,7 @@ func (pc *pipeConn) read(c net.Conn, gen uint64, br *bufio.Reader) {
 			pc.streaming = true
 		}
 		if len(pc.inflight) > 0 {
-			c.SetReadDeadline(pc.inflight[0].deadline) //nolint:errcheck
-		} else {
-			c.SetReadDeadline(time.Time{}) //nolint:errcheck
+			pc.setReadDeadlineLocked(pc.inflight[0].deadline)
 		}
 		pc.mu.Unlock()
 		w.done <- nil
@@ -285,6 +312,31 @@ func (pc *pipeConn) read(c net.Conn, gen uint64, br *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// spuriousTimeout reports whether a read timeout is only the lazily set
+// deadline passing on an idle connection (or just before a new request's
+// own deadline), and re-arms the deadline if so.
+func (pc *pipeConn) spuriousTimeout(c net.Conn, gen uint64, err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.gen != gen {
+		return false
+	}
+	if len(pc.inflight) > 0 && !time.Now().Before(pc.inflight[0].deadline) {
+		return false // the oldest request really is late
+	}
+	pc.readDeadline = time.Time{}
+	if len(pc.inflight) > 0 {
+		pc.setReadDeadlineLocked(pc.inflight[0].deadline)
+	} else {
+		c.SetReadDeadline(time.Time{}) //nolint:errcheck
+	}
+	return true
 }
 
 // fail breaks the connection of generation gen, if it is still current. The

@@ -172,3 +172,24 @@ func TestPipelineStreamsLargeBodies(t *testing.T) {
 	}
 	loadGET(t, e, 8, 100, echoPath)
 }
+
+// TestPipelineIdleConnectionKept: the lazily armed read deadline passing on
+// an idle pipeline connection must not break it.
+func TestPipelineIdleConnectionKept(t *testing.T) {
+	p := startRawPod(t, func(_ int, r *http.Request) string {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
+	})
+	pool := newPool(t, "app", lb.Config{}, &pod{addr: p.addr})
+	pool.Pipeline, pool.ResponseTimeout = 1, 100*time.Millisecond
+	e := startEdge(t, Options{}, Config{Pools: map[string]*Pool{"app": pool}, Routes: []Route{{Prefix: "/", Pool: "app"}}})
+	for i := range 3 {
+		resp, body := e.do(t, "GET", "example.com", "/x", nil, nil)
+		if resp.StatusCode != 200 || string(body) != "/x" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		time.Sleep(100*time.Millisecond + deadlineSlack + 50*time.Millisecond) // past the armed deadline
+	}
+	if n := p.conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections for 3 requests with idle gaps; the idle pipeline connection was broken", n)
+	}
+}
