@@ -1,0 +1,29 @@
+//go:build !race
+
+package proxy
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestHeaderHelpersAllocateNothing(t *testing.T) {
+	h := typicalRequestHeader()
+	ids := newIDSource()
+	buf := make([]byte, 0, 256)
+	peer := netip.MustParseAddr("203.0.113.7")
+	prefs := []encoding{encZstd, encBrotli, encGzip}
+	ae := []byte("gzip, deflate, br, zstd")
+	if n := testing.AllocsPerRun(1000, func() {
+		stripHopByHopRequest(h)
+		buf = appendXFF(buf[:0], h.Peek("X-Forwarded-For"), false, peer)
+		buf = ids.appendTraceparent(buf[:0])
+		buf = ids.appendRequestID(buf[:0])
+		buf = appendEscapedPath(buf[:0], []byte("/app/dashboard"))
+		_ = ValidRequestID(buf)
+		_ = ValidTraceparent(buf)
+		_ = negotiate(ae, prefs)
+	}); n != 0 {
+		t.Errorf("allocs per run = %v, want 0", n)
+	}
+}
