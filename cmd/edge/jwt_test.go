@@ -632,9 +632,9 @@ func TestJWTAttacksAreRejected(t *testing.T) {
 	goodParts := strings.Split(good, ".")
 	esParts := strings.Split(esGood, ".")
 	mid := len(esParts[2]) / 2
-	flip := map[byte]byte{'A': 'B'}[esParts[2][mid]]
-	if flip == 0 {
-		flip = 'A'
+	flip := byte('A')
+	if esParts[2][mid] == 'A' {
+		flip = 'B'
 	}
 	esTampered := esParts[0] + "." + esParts[1] + "." + esParts[2][:mid] + string(flip) + esParts[2][mid+1:]
 	none := func(alg, sig string) string {
@@ -774,6 +774,8 @@ func TestJWTAttacksAreRejected(t *testing.T) {
 		{"scope without admin:write", mint("ES256", "es256", "-kid", "es256", "-sub", "bob", "-scope", "admin:read app:write"), false},
 		{"scope admin:write", edMallory, true},
 		{"scp array with admin:write", mint("HS256", "hs256", "-kid", "hs256", "-sub", "carol", "-claim", `scp=["x","admin:write"]`), true},
+		// scope, when present, is the token's scopes; scp is not added to it.
+		{"scope without admin:write, scp with it", mint("HS256", "hs256", "-kid", "hs256", "-sub", "dan", "-scope", "app:read", "-claim", `scp=["admin:write"]`), false},
 	} {
 		sent = append(sent, s.token)
 		requests++
@@ -988,6 +990,16 @@ func TestJWTJWKSURLRotationAndOutage(t *testing.T) {
 		t.Errorf("new r2 token while the JWKS server is down: %d %s, want 200", r.code, r.body)
 	} else if got := jwSeen(t, r); len(got) != 0 {
 		t.Errorf("pod saw %v", got)
+	}
+
+	// A reload while the server is down keeps the fetched keys (no 503).
+	e.signal(syscall.SIGHUP)
+	if !e.waitLog("configuration reloaded") {
+		t.Fatalf("no reload after SIGHUP:\n%s", e.logText())
+	}
+	fresh = jwMint(t, "ES256", filepath.Join(k, "r2.key"), "-kid", "r2", "-sub", "after-reload")
+	if r := get(fresh); r.code != 200 {
+		t.Errorf("new r2 token after a reload with the JWKS server down: %d %s, want 200", r.code, r.body)
 	}
 
 	t.Run("jwks_url must be https except to loopback", func(t *testing.T) {
