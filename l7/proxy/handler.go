@@ -177,6 +177,15 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 // 403 insufficient_scope, 503 jwks_unavailable). The token never reaches a
 // log: only the rejection's reason does.
 func (h *handler) authenticate(ctx *fasthttp.RequestCtx, st *reqState, cr *compiledRoute) bool {
+	// Authorization is a singleton field (RFC 9110 §11.6.2): with two, the
+	// edge would verify one and the pod might act on the other.
+	if len(ctx.Request.Header.PeekAll("Authorization")) > 1 {
+		st.reason = "multiple_authorization"
+		cr.jwtRejects.inc(st.reason)
+		h.writeReject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "more than one Authorization header")
+		h.endReject(ctx, st, CodeBadRequest)
+		return false
+	}
 	var err error
 	token, ok := jwt.ExtractBearer(ctx.Request.Header.Peek("Authorization"))
 	if !ok {
@@ -293,8 +302,14 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 	}
 	if cr.jwt != nil {
 		// Client copies of claim headers go first, always, so a client can
-		// never supply a header the upstream takes for a verified claim.
-		for _, fc := range cr.jwt.ForwardClaims() {
+		// never supply a header the upstream takes for a verified claim:
+		// also their spellings with underscores, which CGI-style servers
+		// (PHP, WSGI) read as the same variable.
+		fcs := cr.jwt.ForwardClaims()
+		if len(fcs) > 0 {
+			deleteUnderscoreAliases(hdr, fcs)
+		}
+		for _, fc := range fcs {
 			hdr.Del(fc.Header)
 			if v, ok := st.claims.Value(fc.Claim); ok {
 				hdr.SetBytesV(fc.Header, v)

@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"example.com/edge/l7/jwt"
 )
 
 func TestValidTraceparent(t *testing.T) {
@@ -120,5 +123,22 @@ func BenchmarkPrepareHeaders(b *testing.B) {
 		buf = ids.appendTraceparent(buf[:0])
 		h.SetBytesV("traceparent", buf)
 		buf = appendEscapedPath(buf[:0], []byte("/app/dashboard"))
+	}
+}
+
+func TestDeleteUnderscoreAliases(t *testing.T) {
+	var h fasthttp.RequestHeader
+	h.DisableNormalizing()
+	for _, k := range []string{"X_User_Id", "x_user-id", "X-User-Id", "X_Other", "X_Tenant"} {
+		h.Add(k, "spoof")
+	}
+	deleteUnderscoreAliases(&h, []jwt.ForwardClaim{{Claim: "sub", Header: "X-User-Id"}, {Claim: "tenant", Header: "X-Tenant"}})
+	var left []string
+	for k := range h.All() {
+		left = append(left, string(k))
+	}
+	sort.Strings(left)
+	if strings.Join(left, ",") != "X-User-Id,X_Other" {
+		t.Errorf("headers left: %v, want the exact X-User-Id (deleted separately) and the unrelated X_Other", left)
 	}
 }
