@@ -638,7 +638,7 @@ func (p *Proxy) gcClients(s *snapshot) {
 func (p *Proxy) Server(listener string) *fasthttp.Server {
 	h := &handler{p: p, listener: listener}
 	return &fasthttp.Server{
-		Handler:                       h.serve,
+		Handler:                       h.serveFramed,
 		ErrorHandler:                  h.serveError,
 		Name:                          "edge",
 		NoDefaultServerHeader:         true,
