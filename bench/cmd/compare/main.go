@@ -47,6 +47,7 @@ type options struct {
 	loadCPUs      string
 	pods          string
 	jwtCacheBytes int
+	edgeArgs      string
 	nice          int
 	keep          bool
 }
@@ -96,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for wrk, the pods and the harness (default: all others)")
 	fs.StringVar(&o.pods, "pods", "auto", "upstream pods: nginx (one worker serving a static body), go (fasthttp in the harness), or auto")
 	fs.IntVar(&o.jwtCacheBytes, "edge-jwt-cache-bytes", 0, "edge's verified-token cache in the gateway scenario (0: edge's default, -1: off)")
+	fs.StringVar(&o.edgeArgs, "edge-args", "", "extra flags for edge, space-separated (e.g. '-read-buffer-size 4096' or '-accept go'), to A/B its tuning")
 	fs.IntVar(&o.nice, "nice", defaultNice(), "nice value for the harness and everything it starts; the default (-20 as root, else 0) shields the run from other work on a shared machine")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) instead of removing it")
 	fs.Usage = func() {
@@ -401,7 +403,11 @@ func (h *harness) header(w io.Writer, scs []scenario, found []*proxy) {
 	fmt.Fprintf(w, "pinning:  %s\n", pin)
 	fmt.Fprintf(w, "load:     wrk -t1 -c%d, %s measured after %s warm-up, %d runs, medians; open-file limit %d\n",
 		h.cfg.connections, h.cfg.duration, h.cfg.warmup, h.cfg.runs, h.noFile)
-	fmt.Fprintf(w, "proxies:  1 worker each: edge -event-loops 1 GOMAXPROCS=1; nginx worker_processes 1; haproxy nbthread 1; access logs off\n")
+	edgeArgs := ""
+	if h.cfg.edgeArgs != "" {
+		edgeArgs = " " + h.cfg.edgeArgs
+	}
+	fmt.Fprintf(w, "proxies:  1 worker each: edge -event-loops 1%s GOMAXPROCS=1; nginx worker_processes 1; haproxy nbthread 1; access logs off\n", edgeArgs)
 	fmt.Fprintf(w, "cost:     the proxy's utime+stime from /proc (all its processes) per request, handshake, GiB, or its memory\n")
 	fmt.Fprintf(w, "\nscenarios:\n")
 	for _, sc := range scs {

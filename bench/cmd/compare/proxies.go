@@ -118,8 +118,9 @@ func haproxyHasJWT(vv string) bool {
 	return major > 2 || (major == 2 && minor >= 5)
 }
 
-// launch writes p's configuration for d and starts it pinned to cpus.
-func (p *proxy) launch(sup *supervisor, d anchors.Data, cpus string) (*child, error) {
+// launch writes p's configuration for d and starts it pinned to cpus; edge
+// gets extra (the -edge-args flag) after its own flags.
+func (p *proxy) launch(sup *supervisor, d anchors.Data, cpus string, extra []string) (*child, error) {
 	switch p.name {
 	case "edge":
 		path, err := writeConfig(sup.dir, anchors.Edge, "edge.yaml", d)
@@ -128,7 +129,8 @@ func (p *proxy) launch(sup *supervisor, d anchors.Data, cpus string) (*child, er
 		}
 		// One event loop on one P: the like-for-like of one nginx worker
 		// and one HAProxy thread.
-		return sup.start("edge", cpus, []string{"GOMAXPROCS=1"}, p.bin, "-config", path, "-event-loops", "1", "-access-log", "off", "-log-level", "warn")
+		argv := append([]string{p.bin, "-config", path, "-event-loops", "1", "-access-log", "off", "-log-level", "warn"}, extra...)
+		return sup.start("edge", cpus, []string{"GOMAXPROCS=1"}, argv...)
 	case "nginx":
 		if err := os.MkdirAll(filepath.Join(sup.dir, "nginx-tmp"), 0o755); err != nil {
 			return nil, fmt.Errorf("compare: %w", err)

@@ -71,7 +71,7 @@ func (h *harness) runOne(ctx context.Context, sc scenario, p *proxy) (sample, er
 	if p.name == "nginx" && sc.mode == anchors.L4 {
 		d.StreamModule = p.streamModule
 	}
-	c, err := p.launch(h.sup, d, h.proxyCPUs)
+	c, err := p.launch(h.sup, d, h.proxyCPUs, strings.Fields(h.cfg.edgeArgs))
 	if err != nil {
 		return sample{}, err
 	}
