@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -339,6 +341,58 @@ func TestDataCarriesEverything(t *testing.T) {
 			if _, err := anchors.Render(tmpl, d); err != nil {
 				t.Errorf("%s: %v", sc.name, err)
 			}
+		}
+	}
+}
+
+// TestWatchdog checks the watchdog's protocol: groups still listed when its
+// input ends are killed, groups taken off the list are left alone, and the
+// work directory goes.
+func TestWatchdog(t *testing.T) {
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "30")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	listed, forgotten := start(), start()
+	defer forgotten.Process.Kill()
+	dir := filepath.Join(t.TempDir(), "bench-compare-1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	input := fmt.Sprintf("+%d\n+%d\n-%d\nr%s\n", listed.Process.Pid, forgotten.Process.Pid, forgotten.Process.Pid, dir)
+	runWatchdog(strings.NewReader(input))
+	if err := listed.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("listed group: Wait = %v, want killed", err)
+	}
+	if err := forgotten.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("forgotten group was killed: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("work directory still there: %v", err)
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	all := scenarios()
+	gateway, l4 := all[1], all[4]
+	nginx := &proxy{name: "nginx", anchor: true, noStream: "skipped: no stream module"}
+	if why := nginx.unsupported(gateway); !strings.HasPrefix(why, "n/a") {
+		t.Errorf("nginx gateway: %q, want n/a", why)
+	}
+	if why := nginx.unsupported(l4); why != nginx.noStream {
+		t.Errorf("nginx l4 without stream: %q", why)
+	}
+	if why := nginx.unsupported(all[0]); why != "" {
+		t.Errorf("nginx plain: %q, want runnable", why)
+	}
+	gone := &proxy{name: "haproxy", anchor: true, missing: "skipped: haproxy not installed"}
+	for _, sc := range all {
+		if why := gone.unsupported(sc); why != gone.missing {
+			t.Errorf("missing haproxy, %s: %q", sc.name, why)
 		}
 	}
 }

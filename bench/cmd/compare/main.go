@@ -72,6 +72,10 @@ type harness struct {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == watchdogFlag {
+		runWatchdog(os.Stdin)
+		return
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -224,6 +228,12 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	h.sup = newSupervisor(dir, h.taskset)
 	defer h.sup.Close()
+	if err := h.sup.startWatchdog(); err != nil {
+		return err
+	}
+	if !o.keep {
+		h.sup.removeOnDeath(dir)
+	}
 	// Ctrl-C: kill every child right away, even mid-run.
 	go func() {
 		<-ctx.Done()

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,11 @@ import (
 type supervisor struct {
 	dir     string // logs go here
 	taskset string // taskset's path, "" when pinning is off or unavailable
+	// watch, when set, is the pipe to the watchdog process that kills every
+	// group still listed if the harness dies without cleaning up (kill -9):
+	// PDEATHSIG reaches only direct children, and nginx's worker outlives a
+	// killed master.
+	watch io.WriteCloser
 
 	mu       sync.Mutex
 	children map[*child]struct{}
@@ -71,6 +78,7 @@ func (s *supervisor) start(name, cpus string, env []string, argv ...string) (*ch
 	}
 	c := &child{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	s.children[c] = struct{}{}
+	s.tellWatchdog("+", c.pid())
 	go func() {
 		c.err = cmd.Wait()
 		logf.Close()
@@ -114,6 +122,17 @@ func (s *supervisor) stop(c *child) {
 	delete(s.children, c)
 	s.mu.Unlock()
 	killGroup(c)
+	s.mu.Lock()
+	s.tellWatchdog("-", c.pid())
+	s.mu.Unlock()
+}
+
+// tellWatchdog adds (+) or removes (-) a process group from the watchdog's
+// list. s.mu must be held.
+func (s *supervisor) tellWatchdog(op string, pgid int) {
+	if s.watch != nil {
+		_, _ = io.WriteString(s.watch, op+strconv.Itoa(pgid)+"\n")
+	}
 }
 
 func killGroup(c *child) {
@@ -142,6 +161,85 @@ func (s *supervisor) Close() {
 	s.mu.Unlock()
 	for _, c := range kids {
 		killGroup(c)
+	}
+	s.mu.Lock()
+	if s.watch != nil {
+		s.watch.Close() // the watchdog exits with nothing left to kill
+		s.watch = nil
+	}
+	s.mu.Unlock()
+}
+
+// watchdogFlag, as the only argument, makes the program the watchdog.
+const watchdogFlag = "-internal-watchdog"
+
+// startWatchdog runs this program again as the watchdog (runWatchdog), in
+// a process group of its own so a Ctrl-C meant for the harness leaves it
+// alive until the harness has cleaned up.
+func (s *supervisor) startWatchdog() error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("compare: watchdog: %w", err)
+	}
+	cmd := exec.Command(self, watchdogFlag)
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("compare: watchdog: %w", err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("compare: watchdog: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	s.mu.Lock()
+	s.watch = w
+	s.mu.Unlock()
+	return nil
+}
+
+// removeOnDeath has the watchdog remove dir (the work directory) when the
+// harness is gone.
+func (s *supervisor) removeOnDeath(dir string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watch != nil {
+		_, _ = io.WriteString(s.watch, "r"+dir+"\n")
+	}
+}
+
+// runWatchdog reads "+PGID" and "-PGID" lines (and "rDIR") from r until r
+// ends, which happens when the harness closes the pipe or dies, then kills
+// every process group still listed and removes the directories.
+func runWatchdog(r io.Reader) {
+	groups := map[int]bool{}
+	var dirs []string
+	defer func() {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) < 2 {
+			continue
+		}
+		if line[0] == 'r' {
+			if strings.Contains(line, "bench-compare-") {
+				dirs = append(dirs, line[1:])
+			}
+			continue
+		}
+		pgid, err := strconv.Atoi(line[1:])
+		if err != nil || pgid <= 1 {
+			continue
+		}
+		groups[pgid] = line[0] == '+'
+	}
+	for pgid, live := range groups {
+		if live {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
 	}
 }
 
