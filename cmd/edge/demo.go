@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"text/template"
@@ -58,13 +59,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	tf.apply(f)
 	log := newLogger(f.Tuning, stderr)
+	sig := notifySignals()
 	rt, err := start(d.configPath, f, tf, log, stdout)
 	if err != nil {
+		signal.Stop(sig)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	d.printWelcome(stdout, rt)
-	return serveSignals(rt)
+	return serveSignals(rt, sig)
 }
 
 // demo is the demo's pods and files.

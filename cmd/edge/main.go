@@ -114,18 +114,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	tf.apply(f)
 	log := newLogger(f.Tuning, stderr)
+	sig := notifySignals()
 	rt, err := start(*path, f, tf, log, stdout)
 	if err != nil {
+		signal.Stop(sig)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serveSignals(rt)
+	return serveSignals(rt, sig)
+}
+
+// notifySignals starts catching the signals edge handles. It is called
+// before the edge starts serving, so that a signal sent as soon as the
+// "serving" line appears is handled rather than killing the process.
+func notifySignals() chan os.Signal {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	return sig
 }
 
 // serveSignals runs until SIGTERM/SIGINT, reloading on SIGHUP.
-func serveSignals(rt *edgeRuntime) int {
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+func serveSignals(rt *edgeRuntime, sig chan os.Signal) int {
 	defer signal.Stop(sig)
 	for s := range sig {
 		if s == syscall.SIGHUP {
