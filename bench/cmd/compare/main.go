@@ -193,13 +193,17 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	h := &harness{cfg: o, clk: clockTicks()}
 
-	// Every process inherits this limit; HAProxy needs two descriptors per
-	// connection, so that bounds the connections each proxy is sized for.
-	h.noFile = int(raiseNoFile(1 << 20))
-	h.maxConns = min((h.noFile-64)/2, 100000)
+	// Every process inherits the raised limit. Each proxy is sized for the
+	// idle-memory connections plus a margin, and no more: nginx and HAProxy
+	// allocate per-connection tables up front, so a limit of a million would
+	// otherwise inflate their memory. HAProxy needs two descriptors per
+	// connection, which bounds the connections under a low limit.
+	limit := int(raiseNoFile(1 << 20))
+	h.maxConns = min((limit-64)/2, o.idleConns+1000)
+	h.noFile = min(limit, 2*h.maxConns+128)
 	h.idleConns = min(o.idleConns, (h.maxConns-100)/100*100)
 	if h.idleConns < 1 {
-		return fmt.Errorf("compare: open-file limit %d is too low for the idle-memory scenario", h.noFile)
+		return fmt.Errorf("compare: open-file limit %d is too low for the idle-memory scenario", limit)
 	}
 
 	if err := h.setupPinning(); err != nil {

@@ -118,7 +118,7 @@ func (h *harness) data(sc scenario, port int) anchors.Data {
 		Audience:      audience,
 		MaxConns:      h.maxConns,
 		NoFile:        h.noFile,
-		WorkerConns:   h.noFile - 64,
+		WorkerConns:   h.noFile - 64, // client and upstream connections
 		RateLimit:     100000000,
 		JWTCacheBytes: h.cfg.jwtCacheBytes,
 	}
