@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"example.com/edge/cmd/edge/config"
 )
@@ -52,13 +53,34 @@ func FuzzConfig(f *testing.F) {
 	})
 }
 
-// countLines counts lines as YAML breaks them (YAML 1.2 §5.4: CRLF, CR or
-// LF), which is how the loader numbers them.
+// countLines counts the lines of data the way the YAML parser numbers them:
+// it decodes UTF-16 input that starts with a byte-order mark, and breaks
+// lines at CRLF, CR and LF, and also at NEL, LINE SEPARATOR and PARAGRAPH
+// SEPARATOR (U+0085, U+2028, U+2029), as YAML 1.1 does. (So in a file with
+// one of those three, say pasted into a comment, the loader's line numbers
+// run ahead of an editor's that does not break lines there.)
 func countLines(data []byte) int {
+	text := string(data)
+	if len(data) >= 2 && (data[0] == 0xfe && data[1] == 0xff || data[0] == 0xff && data[1] == 0xfe) {
+		u := make([]uint16, 0, len(data)/2)
+		for i := 2; i+1 < len(data); i += 2 {
+			if data[0] == 0xfe {
+				u = append(u, uint16(data[i])<<8|uint16(data[i+1]))
+			} else {
+				u = append(u, uint16(data[i+1])<<8|uint16(data[i]))
+			}
+		}
+		text = string(utf16.Decode(u))
+	}
 	n := 1
-	for i, c := range data {
-		if c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+	for i, r := range text {
+		switch r {
+		case '\n', '\u0085', '\u2028', '\u2029':
 			n++
+		case '\r':
+			if i+1 == len(text) || text[i+1] != '\n' {
+				n++
+			}
 		}
 	}
 	return n

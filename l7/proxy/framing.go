@@ -33,9 +33,10 @@ import (
 // accepted; and it skips chunk extensions without exposing them, so bytes
 // there other than CR and LF are not checked.
 
-// serveFramed is the server's handler: it refuses requests whose framing is
-// ambiguous, settles the request body, then hands the request to serve.
-// Like serve, it is safe for concurrent use by fasthttp's connection
+// serveFramed is the server's handler (Server installs it as the
+// fasthttp.Server's Handler, in front of serve): it refuses requests whose
+// framing is ambiguous, settles the request body, then hands the request to
+// serve. Like serve, it is safe for concurrent use by fasthttp's connection
 // goroutines and keeps nothing from ctx after it returns.
 func (h *handler) serveFramed(ctx *fasthttp.RequestCtx) {
 	hdr := &ctx.Request.Header
