@@ -32,7 +32,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	scope := fs.String("scope", "", "space-separated scopes (scope claim)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime: exp = now + ttl")
 	noExp := fs.Bool("no-exp", false, "omit exp (only for policies with require_exp: false)")
-	genkey := fs.String("genkey", "", "instead of a token, write a new key for -alg to PREFIX.key (private; HMAC secret for HS*), PREFIX.pub (public PEM) and PREFIX.jwks.json (public JWK Set)")
+	genkey := fs.String("genkey", "", "instead of a token, write a new key for -alg to PREFIX.key (private; the secret for HS*), PREFIX.pub (public PEM; not for HS*) and PREFIX.jwks.json (public JWK Set; the secret as an oct JWK for HS*)")
 	var claims claimFlags
 	fs.Var(&claims, "claim", "extra claim name=value (repeatable; JSON values such as 3, true or [\"a\"] are typed)")
 	fs.Usage = func() {
@@ -50,11 +50,12 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *genkey != "" {
-		if err := writeKeyPair(*genkey, *alg, *kid); err != nil {
+		written, err := writeKeyPair(*genkey, *alg, *kid)
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "wrote %s.key, %s.pub and %s.jwks.json\n", *genkey, *genkey, *genkey)
+		fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
 		return 0
 	}
 	if *keyPath == "" {
@@ -90,10 +91,12 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func writeKeyPair(prefix, alg, kid string) error {
+// writeKeyPair writes the key files for alg and returns their names (an
+// HMAC secret has no public half, so no .pub).
+func writeKeyPair(prefix, alg, kid string) ([]string, error) {
 	kp, err := mint.GenerateKey(alg, kid, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	priv := kp.PrivatePEM
 	if kp.Secret != nil {
@@ -108,13 +111,15 @@ func writeKeyPair(prefix, alg, kid string) error {
 		{prefix + ".pub", kp.PublicPEM, 0o644},
 		{prefix + ".jwks.json", kp.PublicJWKS(), 0o644},
 	}
+	var written []string
 	for _, f := range files {
 		if f.data == nil {
 			continue
 		}
 		if err := os.WriteFile(f.name, f.data, f.mode); err != nil {
-			return fmt.Errorf("edge token: %w", err)
+			return written, fmt.Errorf("edge token: %w", err)
 		}
+		written = append(written, f.name)
 	}
-	return nil
+	return written, nil
 }
