@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -43,6 +44,13 @@ func Parse(name string, data []byte) (*File, error) {
 	errs := &Errors{File: name}
 	if len(data) > MaxFileBytes {
 		errs.addf(0, "file is %d bytes, more than the %d allowed", len(data), MaxFileBytes)
+		return nil, errs.err()
+	}
+	if line, msg := checkText(data); msg != "" {
+		// The YAML library would decode UTF-16 and break lines at U+0085,
+		// U+2028 and U+2029, so every line number after them would be off
+		// from what an editor shows.
+		errs.add(line, msg)
 		return nil, errs.err()
 	}
 	var doc yaml.Node
@@ -141,4 +149,25 @@ func (f *File) resolvePaths(dir string) {
 	if a := f.Tuning.AccessLog; a != "" && a != "-" && a != "off" {
 		abs(&f.Tuning.AccessLog)
 	}
+}
+
+// checkText accepts UTF-8 text whose only line breaks are LF (and CRLF), and
+// otherwise names the first offending line.
+func checkText(data []byte) (line int, msg string) {
+	line = 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return line, "the file is not UTF-8 text"
+		case r == '\n':
+			line++
+		case r == 0x85 || r == 0x2028 || r == 0x2029:
+			return line, fmt.Sprintf("the file contains U+%04X, a line separator YAML would count as a line break; use a plain newline", r)
+		case r == 0xFEFF && i > 0:
+			return line, "the file contains a byte-order mark after its start"
+		}
+		i += size
+	}
+	return 0, ""
 }

@@ -117,6 +117,9 @@ func TestParseSyntaxAndShapeErrors(t *testing.T) {
 		{"unknown top-level", "pool: {}\n", `edge.yaml:1: unknown key "pool" (did you mean "pools"?)`},
 		{"null pool", "pools:\n  app:\n", "edge.yaml:2: pools.app.endpoints: at least one endpoint is required"},
 		{"wildcard overlaps", "listeners:\n  - {name: a, address: \"127.0.0.1:80\"}\n  - {name: b, address: \":80\"}\n", `edge.yaml:3: listeners[1].address: ":80" overlaps listener "a"`},
+		{"line separator", "admin: 127.0.0.1:1\n# a comment \u2028 with a separator\n", "edge.yaml:2: the file contains U+2028"},
+		{"not utf-8", "admin: \xff\n", "edge.yaml:1: the file is not UTF-8 text"},
+		{"utf-16", "\xff\xfea\x00:\x00", "edge.yaml:1: the file is not UTF-8 text"},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "too many YAML aliases"},
 	}
 	for _, tt := range tests {
