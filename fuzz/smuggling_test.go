@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,9 +11,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"example.com/edge/l4"
 	"example.com/edge/l7/proxy"
 )
 
@@ -227,88 +230,127 @@ func TestSmuggling(t *testing.T) {
 		{name: "good, bad chunking, good", send: getA + postA + te + "\r\nzz\r\nhello\r\n0\r\n\r\n" + getB, want: []int{200, 400}, up: []fwd{get("/a")}},
 		{name: "good, garbage", send: getA + "\x16\x03\x01\x00\xa5\x01\x00\r\n\r\n", want: []int{200, 400}, up: []fwd{get("/a")}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			u := startUpstream(t)
-			var logs logSink
-			p := newProxy(t, proxy.Options{ReadTimeout: 5 * time.Second}, proxy.Config{
-				Pools:  map[string]*proxy.Pool{"app": newPool(t, "app", u)},
-				Routes: []proxy.Route{{Prefix: "/", Pool: "app"}},
-			}, &logs)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := p.Server("web")
-			go srv.Serve(ln)                     //nolint:errcheck
-			t.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
+	// Every vector against both ways of serving plaintext: fasthttp on a
+	// goroutine per connection, and the event-loop server (which parses
+	// heads itself and hands what it does not take to fasthttp).
+	for _, mode := range []string{"goroutine", "loop"} {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				u := startUpstream(t)
+				var logs logSink
+				p := newProxy(t, proxy.Options{ReadTimeout: 5 * time.Second}, proxy.Config{
+					Pools:  map[string]*proxy.Pool{"app": newPool(t, "app", u)},
+					Routes: []proxy.Route{{Prefix: "/", Pool: "app"}},
+				}, &logs)
+				addr, stopEdge := serveEdge(t, p, mode)
 
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			// A failsafe against a hung edge, not a timing assertion.
-			c.SetDeadline(time.Now().Add(20 * time.Second)) //nolint:errcheck
-			if _, err := io.WriteString(c, tt.send); err != nil {
-				t.Fatal(err)
-			}
-			if tt.closeWrite {
-				c.(*net.TCPConn).CloseWrite() //nolint:errcheck
-			}
-			br := bufio.NewReader(c)
-			wantUp := tt.up
-			for i, want := range tt.want {
-				resp, body := readResponse(t, br)
-				if resp.StatusCode != want {
-					t.Fatalf("response %d: status %d, want %d (body %q)", i+1, resp.StatusCode, want, body)
-				}
-				if want >= 400 {
-					checkBadRequest(t, resp, body)
-				}
-			}
-			last := tt.want[len(tt.want)-1]
-			if last >= 400 || tt.closed {
-				if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-					t.Errorf("after the last response: read %d bytes, %v; want the edge to close the connection", n, err)
-				}
-			} else {
-				if _, err := io.WriteString(c, probe); err != nil {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if resp, body := readResponse(t, br); resp.StatusCode != 200 || resp.Header.Get("X-Echo-URI") != "/probe" {
-					t.Fatalf("probe after the vector: status %d, upstream URI %q (body %q); want 200 from /probe", resp.StatusCode, resp.Header.Get("X-Echo-URI"), body)
+				defer c.Close()
+				// A failsafe against a hung edge, not a timing assertion.
+				c.SetDeadline(time.Now().Add(20 * time.Second)) //nolint:errcheck
+				if _, err := io.WriteString(c, tt.send); err != nil {
+					t.Fatal(err)
 				}
-				wantUp = append(wantUp[:len(wantUp):len(wantUp)], get("/probe"))
-			}
-			c.Close()
-			srv.Shutdown() //nolint:errcheck
-			u.close()      // waits for the upstream to finish reading
+				if tt.closeWrite {
+					c.(*net.TCPConn).CloseWrite() //nolint:errcheck
+				}
+				br := bufio.NewReader(c)
+				wantUp := tt.up
+				for i, want := range tt.want {
+					resp, body := readResponse(t, br)
+					if resp.StatusCode != want {
+						t.Fatalf("response %d: status %d, want %d (body %q)", i+1, resp.StatusCode, want, body)
+					}
+					if want >= 400 {
+						checkBadRequest(t, resp, body)
+					}
+				}
+				last := tt.want[len(tt.want)-1]
+				if last >= 400 || tt.closed {
+					if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+						t.Errorf("after the last response: read %d bytes, %v; want the edge to close the connection", n, err)
+					}
+				} else {
+					if _, err := io.WriteString(c, probe); err != nil {
+						t.Fatal(err)
+					}
+					if resp, body := readResponse(t, br); resp.StatusCode != 200 || resp.Header.Get("X-Echo-URI") != "/probe" {
+						t.Fatalf("probe after the vector: status %d, upstream URI %q (body %q); want 200 from /probe", resp.StatusCode, resp.Header.Get("X-Echo-URI"), body)
+					}
+					wantUp = append(wantUp[:len(wantUp):len(wantUp)], get("/probe"))
+				}
+				c.Close()
+				stopEdge()
+				u.close() // waits for the upstream to finish reading
 
-			raw, reqs, desync := u.snapshot()
-			for _, d := range desync {
-				t.Errorf("upstream: %s", d)
-			}
-			if len(reqs) != len(wantUp) {
-				t.Fatalf("upstream received %d requests, want %d; bytes:\n%q", len(reqs), len(wantUp), raw)
-			}
-			rest := string(raw)
-			for i, w := range wantUp {
-				re := w.render()
-				loc := re.FindStringIndex(rest)
-				if loc == nil || loc[0] != 0 {
-					t.Fatalf("upstream request %d is not exactly %s %s as the client sent it:\n got %q\nwant %s", i+1, w.method, w.uri, rest, re)
+				raw, reqs, desync := u.snapshot()
+				for _, d := range desync {
+					t.Errorf("upstream: %s", d)
 				}
-				rest = rest[loc[1]:]
-			}
-			if rest != "" {
-				t.Errorf("upstream received bytes after the expected requests: %q", rest)
-			}
-			if s := logs.String(); s != "" {
-				t.Errorf("edge logged errors:\n%s", s)
-			}
+				if len(reqs) != len(wantUp) {
+					t.Fatalf("upstream received %d requests, want %d; bytes:\n%q", len(reqs), len(wantUp), raw)
+				}
+				rest := string(raw)
+				for i, w := range wantUp {
+					re := w.render()
+					loc := re.FindStringIndex(rest)
+					if loc == nil || loc[0] != 0 {
+						t.Fatalf("upstream request %d is not exactly %s %s as the client sent it:\n got %q\nwant %s", i+1, w.method, w.uri, rest, re)
+					}
+					rest = rest[loc[1]:]
+				}
+				if rest != "" {
+					t.Errorf("upstream received bytes after the expected requests: %q", rest)
+				}
+				if s := logs.String(); s != "" {
+					t.Errorf("edge logged errors:\n%s", s)
+				}
+			})
+		}
+	}
+}
+
+// serveEdge serves p's listener "web" on 127.0.0.1: with fasthttp on a plain
+// net.Listener (goroutine), or through l4's gnet engine with the event-loop
+// server in front of fasthttp (loop). It returns the address and a stop
+// function that waits for the edge to finish.
+func serveEdge(t *testing.T, p *proxy.Proxy, mode string) (string, func()) {
+	t.Helper()
+	srv := p.Server("web")
+	if mode == "goroutine" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)                  //nolint:errcheck
+		stop := func() { srv.Shutdown() } //nolint:errcheck
+		t.Cleanup(stop)
+		return ln.Addr().String(), stop
+	}
+	front, err := l4.New(l4.Config{EventLoops: 1, Listeners: []l4.ListenerConfig{
+		{Name: "web", Address: "127.0.0.1:0", Loop: p.LoopServer("web")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(front.Listener("web")) //nolint:errcheck
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			front.Shutdown(ctx) //nolint:errcheck
+			srv.Shutdown()      //nolint:errcheck
 		})
 	}
+	t.Cleanup(stop)
+	return front.Addr("web").String(), stop
 }
 
 // readResponse reads the next final response, skipping a 100 Continue.

@@ -161,6 +161,11 @@ type ListenerConfig struct {
 	// MaxHeadBytes is how much of a first HTTP request head is waited for
 	// before delivering anyway (L7 then applies its own limit); 0 means 16 KiB.
 	MaxHeadBytes int
+	// Loop, for a KindHTTP listener accepted on gnet, serves its connections
+	// on the event loops (see LoopServer) instead of delivering them to
+	// Listener; connections the LoopServer hands off still arrive there.
+	// Ignored under accept=go.
+	Loop LoopServer
 }
 
 // Config configures a Server. The zero value is a server with no listeners.
@@ -268,6 +273,9 @@ func newSettings(i int, lc ListenerConfig, pools PoolSource, reusePort bool) (*s
 			return nil, configErr(i, lc.Name, "an http listener takes no terminate, passthrough or pool")
 		}
 	case KindTLS:
+		if lc.Loop != nil {
+			return nil, configErr(i, lc.Name, "only an http listener can be served on the loop")
+		}
 		if lc.Pool != "" {
 			return nil, configErr(i, lc.Name, "a tls listener takes no pool (use passthrough)")
 		}
@@ -285,6 +293,9 @@ func newSettings(i int, lc ListenerConfig, pools PoolSource, reusePort bool) (*s
 			s.passthrough[strings.ToLower(sni)] = pool
 		}
 	case KindRelay:
+		if lc.Loop != nil {
+			return nil, configErr(i, lc.Name, "only an http listener can be served on the loop")
+		}
 		if lc.Terminate != nil || len(lc.Passthrough) > 0 {
 			return nil, configErr(i, lc.Name, "a relay listener takes no terminate or passthrough")
 		}

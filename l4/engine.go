@@ -57,7 +57,8 @@ type gconn struct {
 	prev, next *gconn
 	deadline   int64 // server-relative monotonic nanoseconds
 	linked     bool
-	done       bool // handed off or already released: OnClose must do nothing
+	done       bool      // handed off or already released: OnClose must do nothing
+	loop       *LoopConn // served on the loop (ListenerConfig.Loop), once classified
 }
 
 // loopFor returns the state of event loop el, creating it on first use.
@@ -206,6 +207,12 @@ func (h *gnetHandler) OnTraffic(c gnet.Conn) gnet.Action {
 	if g == nil || g.done {
 		return gnet.Close
 	}
+	if g.loop != nil {
+		return g.fb.set.Loop.LoopTraffic(g.loop)
+	}
+	if g.fb.set.Loop != nil {
+		return h.classifyInPlace(g)
+	}
 	buf, _ := c.Next(-1) // everything gnet holds; valid only during this callback
 	data := buf
 	if g.acc != nil {
@@ -224,6 +231,33 @@ func (h *gnetHandler) OnTraffic(c gnet.Conn) gnet.Action {
 		}
 	}
 	return h.finish(g, v, data)
+}
+
+// classifyInPlace classifies a connection of an in-loop listener: the bytes
+// stay in gnet's inbound buffer (Peek), where the LoopServer reads them once
+// the verdict is in, so nothing is copied or accumulated here.
+func (h *gnetHandler) classifyInPlace(g *gconn) gnet.Action {
+	data, _ := g.c.Peek(-1)
+	v := g.fb.classify(data, &g.ls.scratch)
+	switch v {
+	case needMore:
+		if len(data) >= g.fb.limit() {
+			h.l.stats.rejected[RejectHelloTooLarge].Add(1)
+			return gnet.Close
+		}
+		return gnet.None
+	case reject:
+		h.l.stats.rejected[g.fb.reason].Add(1)
+		return gnet.Close
+	}
+	// deliver: the connection stays on the loop, without the PROXY header.
+	if g.fb.skip > 0 {
+		_, _ = g.c.Discard(g.fb.skip)
+	}
+	g.ls.unlink(g)
+	g.loop = &LoopConn{Conn: g.c, g: g}
+	h.l.stats.delivered.Add(1)
+	return g.fb.set.Loop.LoopTraffic(g.loop)
 }
 
 // finish acts on a verdict. For deliver and relay it duplicates the
@@ -270,6 +304,9 @@ func (h *gnetHandler) OnClose(c gnet.Conn, _ error) gnet.Action {
 	}
 	g.done = true
 	g.ls.unlink(g)
+	if g.loop != nil {
+		g.fb.set.Loop.LoopClosed(g.loop)
+	}
 	g.fb.slot.release()
 	return gnet.None
 }
@@ -284,7 +321,11 @@ func (h *gnetHandler) OnTick() (time.Duration, gnet.Action) {
 			}
 		}
 	}
-	return tickInterval(h.l.set.Load().HandshakeTimeout), gnet.None
+	set := h.l.set.Load()
+	if set.Loop != nil {
+		set.Loop.LoopTick()
+	}
+	return tickInterval(set.HandshakeTimeout), gnet.None
 }
 
 // tickInterval is how often handshake deadlines are swept: an eighth of the

@@ -3,8 +3,8 @@ package l4
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -32,7 +32,7 @@ func TestEarlyAnswerToAnUploadIsNotReset(t *testing.T) {
 		StreamRequestBody: true,
 		Logger:            testLogger{t},
 	}
-	go srv.Serve(s.Listener("web")) //nolint:errcheck
+	go srv.Serve(s.Listener("web"))      //nolint:errcheck
 	t.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 
 	const size = 8 << 20

@@ -139,7 +139,17 @@ func (l *listener) stopAccepting(ctx context.Context) error {
 	if l.cl != nil && l.cl.direct != nil {
 		l.cl.direct.Close()
 	}
-	return l.stopGnet(ctx)
+	var drainErr error
+	if lp := l.set.Load().Loop; lp != nil && l.gnetStop != nil {
+		// New connections are refused (stopping); the loop server finishes
+		// the requests in flight on its connections before the engine,
+		// stopping, closes them.
+		drainErr = lp.LoopDrain(ctx)
+	}
+	if err := l.stopGnet(ctx); err != nil {
+		return err
+	}
+	return drainErr
 }
 
 // Shutdown stops accepting, closes connections still being classified or

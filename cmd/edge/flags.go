@@ -19,7 +19,7 @@ type tuningFlags struct {
 	maxHeader, upstreamMaxConns                            int
 	maxBody                                                int64
 	idle, read, write, handshake, drain                    time.Duration
-	logLevel, accessLog, logFormat, admin, accept          string
+	logLevel, accessLog, logFormat, admin, accept, serve   string
 	reusePort                                              bool
 }
 
@@ -45,6 +45,7 @@ func registerTuning(fs *flag.FlagSet) *tuningFlags {
 	fs.StringVar(&t.admin, "admin", "", "admin listener address for /metrics, /healthz, /readyz, /config (overrides the file's admin:)")
 	fs.StringVar(&t.accept, "accept", "gnet", "how connections are accepted: gnet event loops, or go (net.Listener; to measure the gnet hand-off)")
 	fs.BoolVar(&t.reusePort, "reuse-port", false, "set SO_REUSEPORT on listeners")
+	fs.StringVar(&t.serve, "serve", "goroutine", "how plaintext HTTP is served: goroutine (fasthttp, one per connection) or loop (on the gnet event loops; needs -accept gnet)")
 	return t
 }
 
@@ -97,6 +98,8 @@ func (t *tuningFlags) apply(f *config.File) {
 			tu.Accept = t.accept
 		case "reuse-port":
 			tu.ReusePort = t.reusePort
+		case "serve":
+			tu.Serve = t.serve
 		}
 	}
 }
@@ -118,6 +121,9 @@ func (t *tuningFlags) check() error {
 		return err
 	}
 	if err := oneOf("accept", t.accept, "gnet", "go"); err != nil {
+		return err
+	}
+	if err := oneOf("serve", t.serve, "goroutine", "loop"); err != nil {
 		return err
 	}
 	for name, v := range map[string]int64{"event-loops": int64(t.eventLoops), "read-buffer-size": int64(t.readBuf),

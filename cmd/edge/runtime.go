@@ -39,6 +39,7 @@ type edgeRuntime struct {
 	engine  *proxy.Proxy
 	l4      *l4.Server
 	servers map[string]*fasthttp.Server
+	loops   map[string]*proxy.LoopServer // plaintext listeners served on the event loops
 	admin   *adminServer
 	serveWG sync.WaitGroup
 
@@ -90,6 +91,8 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 	}
 	rt.engine = engine
 
+	rt.loops = map[string]*proxy.LoopServer{}
+	rt.attachLoops(p)
 	srv, err := l4.New(p.l4)
 	if err != nil {
 		p.release(nil)
@@ -152,6 +155,27 @@ func (rt *edgeRuntime) abort() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	rt.shutdown(ctx) //nolint:errcheck // best effort on a failed start
+}
+
+// attachLoops sets the in-loop server of every plaintext listener when the
+// file says serve: loop. A listener keeps its LoopServer across reloads
+// (serve itself can only change with a restart).
+func (rt *edgeRuntime) attachLoops(p *plan) {
+	if p.file.Tuning.Serve != "loop" || p.l4.Accept == l4.AcceptGo {
+		return
+	}
+	for i := range p.l4.Listeners {
+		lc := &p.l4.Listeners[i]
+		if lc.Kind != l4.KindHTTP {
+			continue
+		}
+		ls := rt.loops[lc.Name]
+		if ls == nil {
+			ls = rt.engine.LoopServer(lc.Name)
+			rt.loops[lc.Name] = ls
+		}
+		lc.Loop = ls
+	}
 }
 
 // boundRedirectPort points redirect_https at the port the first TLS
@@ -231,6 +255,7 @@ func (rt *edgeRuntime) reloadLocked() error {
 		return err
 	}
 	rt.boundRedirectPort(p)
+	rt.attachLoops(p)
 	if err := rt.engine.Update(p.proxy); err != nil {
 		p.release(prev)
 		return fmt.Errorf("edge: %w", err)
@@ -272,6 +297,9 @@ func sameListeners(a, b *config.File) error {
 	}
 	if a.Admin != b.Admin {
 		return errors.New("edge: the admin address changed; that needs a restart")
+	}
+	if a.Tuning.Serve != b.Tuning.Serve || a.Tuning.Accept != b.Tuning.Accept {
+		return errors.New("edge: tuning.serve or tuning.accept changed; that needs a restart")
 	}
 	return nil
 }

@@ -81,17 +81,31 @@ func releaseState(st *reqState) {
 
 // serve is the fasthttp handler: the request path of the contract's step 4.
 func (h *handler) serve(ctx *fasthttp.RequestCtx) {
+	defer h.recoverPanic(ctx)
+	if st, buffered := h.begin(ctx); st != nil {
+		h.forward(ctx, st, buffered)
+	}
+}
+
+// recoverPanic turns a panic while serving into a 500: a bug must cost one
+// request, not the process. The request's state may already be released,
+// so the answer is written without it.
+func (h *handler) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if r := recover(); r != nil {
+		h.p.opts.Logger.Error("proxy: panic serving request", "panic", r, "stack", string(debug.Stack()))
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusInternalServerError, "internal_error", "internal error", nil, nil)
+	}
+}
+
+// begin runs a request through everything before the upstream exchange:
+// request ID, route, body limit, JWT, rate limits and the upstream request's
+// headers. It returns the request's state, and whether its body is buffered,
+// when the request is to be forwarded; or nil when begin already answered
+// it (an error, a redirect), st then released.
+func (h *handler) begin(ctx *fasthttp.RequestCtx) (st *reqState, buffered bool) {
 	p := h.p
-	st := h.acquireState(ctx.Time())
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must cost one request, not the process. st may already
-			// be released, so the answer is written without it.
-			p.opts.Logger.Error("proxy: panic serving request", "panic", r, "stack", string(debug.Stack()))
-			ctx.SetConnectionClose()
-			writeError(ctx, fasthttp.StatusInternalServerError, "internal_error", "internal error", nil, nil)
-		}
-	}()
+	st = h.acquireState(ctx.Time())
 	snap := p.snap.Load()
 	lv := snap.listeners[h.listener]
 
@@ -108,27 +122,27 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	switch {
 	case lv == nil:
 		h.reject(ctx, st, fasthttp.StatusNotFound, CodeNoRoute, "no route on this listener")
-		return
+		return nil, false
 	case p.draining.Load():
 		ctx.SetConnectionClose()
 		h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeNoHealthyUpstream, "edge is draining")
-		return
+		return nil, false
 	case lv.cfg.RedirectHTTPS:
 		h.redirectHTTPS(ctx, st, lv)
-		return
+		return nil, false
 	}
 
 	idx, status := lv.table.Lookup(ctx.Host(), ctx.Path(), ctx.Method())
 	switch status {
 	case route.NotFound:
 		h.reject(ctx, st, fasthttp.StatusNotFound, CodeNoRoute, "no route for this host and path")
-		return
+		return nil, false
 	case route.MethodNotAllowed:
 		st.route = lv.routes[idx]
 		h.writeReject(ctx, st, fasthttp.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this route")
 		ctx.Response.Header.SetBytesV("Allow", st.route.allowHeader)
 		h.endReject(ctx, st, CodeMethodNotAllowed)
-		return
+		return nil, false
 	}
 	cr := lv.routes[idx]
 	st.route, st.pool = cr, cr.pool
@@ -140,11 +154,11 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	if cr.maxBody > 0 && int64(cl) > cr.maxBody {
 		ctx.SetConnectionClose() // the unread body must not be parsed as a request
 		h.reject(ctx, st, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
-		return
+		return nil, false
 	}
 	// -2 is fasthttp's "no framing headers": a request without a body (RFC
 	// 9112 §6.3); -1 is chunked.
-	buffered := cl == -2 || cl >= 0 && cl <= p.opts.BufferBodyBytes
+	buffered = cl == -2 || cl >= 0 && cl <= p.opts.BufferBodyBytes
 	if buffered {
 		ctx.Request.Body() // materializes the pre-read body and drops the stream
 	} else {
@@ -159,17 +173,17 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	if cr.jwt != nil && !h.authenticate(ctx, st, cr) {
-		return
+		return nil, false
 	}
 	if cr.rateLimited && !h.rateLimit(ctx, st, snap, cr) {
-		return
+		return nil, false
 	}
 	h.prepareUpstreamRequest(ctx, st, snap, lv, cr)
 	st.head = ctx.IsHead()
 	if len(cr.compress) > 0 {
 		st.enc = negotiate(ctx.Request.Header.Peek("Accept-Encoding"), cr.compress)
 	}
-	h.forward(ctx, st, buffered)
+	return st, buffered
 }
 
 // authenticate checks the bearer token against the route's policy and

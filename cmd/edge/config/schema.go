@@ -31,6 +31,7 @@ type Tuning struct {
 	EventLoops       int      `yaml:"event_loops"`        // gnet event loops; 0 = GOMAXPROCS
 	Accept           string   `yaml:"accept"`             // gnet (default) | go: plain net.Listener, to measure the gnet hand-off
 	ReusePort        bool     `yaml:"reuse_port"`         // SO_REUSEPORT on listeners
+	Serve            string   `yaml:"serve"`              // loop: plaintext HTTP served on the gnet event loops | goroutine (default): fasthttp, a goroutine per connection
 	ReadBufferSize   int      `yaml:"read_buffer_size"`   // per-connection read buffer; also caps the request head (default max(4096, max_header_bytes))
 	WriteBufferSize  int      `yaml:"write_buffer_size"`  // per-connection write buffer (default 4096)
 	MaxConns         int      `yaml:"max_conns"`          // open client connections, all listeners (default 100000)

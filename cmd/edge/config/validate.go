@@ -134,6 +134,10 @@ func validateTuning(t *Tuning, e *Errors) {
 		e.addf(t.At("max_header_bytes"), "tuning.max_header_bytes: %d is too small to hold a request head (minimum 1024)", t.MaxHeaderBytes)
 	}
 	oneOf(e, t.At("accept"), "tuning.accept", t.Accept, "", "gnet", "go")
+	oneOf(e, t.At("serve"), "tuning.serve", t.Serve, "", "goroutine", "loop")
+	if t.Serve == "loop" && t.Accept == "go" {
+		e.addf(t.At("serve"), "tuning.serve: loop needs accept: gnet (the event loops are gnet's)")
+	}
 	oneOf(e, t.At("log_level"), "tuning.log_level", t.LogLevel, "", "debug", "info", "warn", "error")
 	oneOf(e, t.At("log_format"), "tuning.log_format", t.LogFormat, "", "json", "text")
 }
