@@ -74,6 +74,8 @@ type Data struct {
 	// JWTCacheBytes is edge's verified-token cache size (0: edge's default,
 	// negative: disabled).
 	JWTCacheBytes int
+	// Pipeline is edge pools' pipeline setting (0: off).
+	Pipeline int
 	// Pods are the upstream pods, for pods.conf.
 	Pods []Pod
 }

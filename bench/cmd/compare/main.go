@@ -47,6 +47,7 @@ type options struct {
 	loadCPUs      string
 	pods          string
 	jwtCacheBytes int
+	edgePipeline  int
 	edgeArgs      string
 	nice          int
 	keep          bool
@@ -101,6 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for wrk, the pods and the harness (default: all others)")
 	fs.StringVar(&o.pods, "pods", "auto", "upstream pods: nginx (one worker serving a static body), go (fasthttp in the harness), or auto")
 	fs.IntVar(&o.jwtCacheBytes, "edge-jwt-cache-bytes", 0, "edge's verified-token cache in the gateway scenario (0: edge's default, -1: off)")
+	fs.IntVar(&o.edgePipeline, "edge-pipeline", 0, "edge pools' pipeline setting (connections per pod pipelining idempotent requests; 0: off, edge's default)")
 	fs.StringVar(&o.edgeArgs, "edge-args", "", "extra flags for edge, space-separated (e.g. '-read-buffer-size 4096' or '-accept go'), to A/B its tuning")
 	fs.IntVar(&o.nice, "nice", defaultNice(), "nice value for the harness and everything it starts; the default (-20 as root, else 0) shields the run from other work on a shared machine")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) instead of removing it")

@@ -121,6 +121,7 @@ func (h *harness) data(sc scenario, port int) anchors.Data {
 		WorkerConns:   h.noFile - 64, // client and upstream connections
 		RateLimit:     100000000,
 		JWTCacheBytes: h.cfg.jwtCacheBytes,
+		Pipeline:      h.cfg.edgePipeline,
 	}
 	if h.bulk != nil {
 		d.Bulk = h.bulk.addr()
