@@ -221,3 +221,32 @@ func TestEdgeJWTCacheOff(t *testing.T) {
 		t.Errorf("cache_bytes = %d, want -1", got)
 	}
 }
+
+// TestEdgePipeline checks that Pipeline reaches both HTTP pools in every
+// routing mode, and that the L4 relay's pool never gets it (the harness
+// counts the pipe variants as plain edge in l4-bulk for that reason).
+func TestEdgePipeline(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := testData(t, c.mode, c.gateway)
+			d.Pipeline = 2
+			data, err := Render(Edge, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := config.Parse(filepath.Join(d.Dir, "edge.yaml"), data)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, data)
+			}
+			for name, p := range f.Pools {
+				want := 2
+				if c.mode == L4 {
+					want = 0
+				}
+				if p.Pipeline != want {
+					t.Errorf("pool %s: pipeline %d, want %d", name, p.Pipeline, want)
+				}
+			}
+		})
+	}
+}

@@ -189,7 +189,7 @@ func TestFormatting(t *testing.T) {
 // against the cheapest, and that skipped proxies keep their note.
 func TestTable(t *testing.T) {
 	plain := scenarios()[0]
-	edge, nginx, haproxy := &proxy{name: "edge"}, &proxy{name: "nginx", anchor: true}, &proxy{name: "haproxy", anchor: true}
+	edge, nginx, haproxy := &proxy{name: "edge", prog: "edge"}, &proxy{name: "nginx", prog: "nginx", anchor: true}, &proxy{name: "haproxy", prog: "haproxy", anchor: true}
 	rs := []*result{
 		{sc: plain, p: edge, samples: []sample{{rate: 30000, cost: 15, busy: 90, p50: 900, p99: 3000}, {rate: 32000, cost: 14, busy: 90}, {rate: 31000, cost: 16, busy: 90}}},
 		{sc: plain, p: nginx, samples: []sample{{rate: 20000, cost: 20, busy: 80}}},
@@ -379,7 +379,7 @@ func TestWatchdog(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	all := scenarios()
 	gateway, l4 := all[1], all[4]
-	nginx := &proxy{name: "nginx", anchor: true, noStream: "skipped: no stream module"}
+	nginx := &proxy{name: "nginx", prog: "nginx", anchor: true, noStream: "skipped: no stream module"}
 	if why := nginx.unsupported(gateway); !strings.HasPrefix(why, "n/a") {
 		t.Errorf("nginx gateway: %q, want n/a", why)
 	}
@@ -389,7 +389,7 @@ func TestUnsupported(t *testing.T) {
 	if why := nginx.unsupported(all[0]); why != "" {
 		t.Errorf("nginx plain: %q, want runnable", why)
 	}
-	gone := &proxy{name: "haproxy", anchor: true, missing: "skipped: haproxy not installed"}
+	gone := &proxy{name: "haproxy", prog: "haproxy", anchor: true, missing: "skipped: haproxy not installed"}
 	for _, sc := range all {
 		if why := gone.unsupported(sc); why != gone.missing {
 			t.Errorf("missing haproxy, %s: %q", sc.name, why)

@@ -48,6 +48,7 @@ type options struct {
 	pods          string
 	jwtCacheBytes int
 	edgePipeline  int
+	pipelineSet   bool // -edge-pipeline was given
 	edgeArgs      string
 	nice          int
 	keep          bool
@@ -89,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names = append(names, sc.name)
 	}
 	fs.StringVar(&o.scenarios, "scenarios", "all", "comma-separated scenarios: "+strings.Join(names, ", ")+" (or all)")
-	fs.StringVar(&o.proxies, "proxies", "edge,nginx,haproxy", "comma-separated proxies to run")
+	fs.StringVar(&o.proxies, "proxies", "edge,edge-pipe,nginx,haproxy", "comma-separated rows: nginx, haproxy, and edge or edge variants named edge[-loop][-pipe|-pipeN] (-loop: -serve loop; -pipe: pools pipeline: -edge-pipeline; -pipeN: pipeline: N)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run (whole seconds for wrk)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run (0 for none)")
 	fs.IntVar(&o.connections, "connections", 64, "wrk connections (wrk runs one thread)")
@@ -102,8 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for wrk, the pods and the harness (default: all others)")
 	fs.StringVar(&o.pods, "pods", "auto", "upstream pods: nginx (one worker serving a static body), go (fasthttp in the harness), or auto")
 	fs.IntVar(&o.jwtCacheBytes, "edge-jwt-cache-bytes", 0, "edge's verified-token cache in the gateway scenario (0: edge's default, -1: off)")
-	fs.IntVar(&o.edgePipeline, "edge-pipeline", 0, "edge pools' pipeline setting (connections per pod pipelining idempotent requests; 0: off, edge's default)")
-	fs.StringVar(&o.edgeArgs, "edge-args", "", "extra flags for edge, space-separated (e.g. '-read-buffer-size 4096' or '-accept go'), to A/B its tuning")
+	fs.IntVar(&o.edgePipeline, "edge-pipeline", 2, "pools' pipeline setting of the -pipe edge rows (edge-pipe, edge-loop-pipe): connections per pod pipelining idempotent requests, 1-64")
+	fs.StringVar(&o.edgeArgs, "edge-args", "", "extra flags for every edge row, space-separated (e.g. '-read-buffer-size 4096' or '-accept go'); -serve is the -loop rows' business")
 	fs.IntVar(&o.nice, "nice", defaultNice(), "nice value for the harness and everything it starts; the default (-20 as root, else 0) shields the run from other work on a shared machine")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) instead of removing it")
 	fs.Usage = func() {
@@ -116,6 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	fs.Visit(func(f *flag.Flag) { o.pipelineSet = o.pipelineSet || f.Name == "edge-pipeline" })
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := compare(ctx, o, stdout, stderr); err != nil {
@@ -158,23 +160,46 @@ func scenarioNames(ss []scenario) string {
 	return strings.Join(n, ", ")
 }
 
-// selectProxies resolves the -proxies flag against the proxies found.
-func selectProxies(list string, found []*proxy) ([]*proxy, error) {
-	var out []*proxy
+// selectProxies resolves the -proxies flag against the proxies found: nginx
+// and haproxy by name, edge rows by the variant grammar (parseEdgeVariant),
+// each edge row a copy of the found edge with its own name and tuning. pipe
+// is -edge-pipeline; usesPipe reports that some row takes it.
+func selectProxies(list string, found []*proxy, pipe int) (rows []*proxy, usesPipe bool, err error) {
+	var edge *proxy
+	for _, f := range found {
+		if f.prog == "edge" {
+			edge = f
+		}
+	}
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
+		for _, r := range rows {
+			if r.name == name {
+				return nil, false, fmt.Errorf("compare: proxy %q listed twice", name)
+			}
+		}
+		v, bare, isEdge, err := parseEdgeVariant(name, pipe)
+		if err != nil {
+			return nil, false, err
+		}
+		if isEdge && edge != nil {
+			row := *edge
+			row.name, row.variant = name, v
+			rows, usesPipe = append(rows, &row), usesPipe || bare
+			continue
+		}
 		var p *proxy
 		for _, f := range found {
-			if f.name == name {
+			if f.name == name && f.prog != "edge" {
 				p = f
 			}
 		}
 		if p == nil {
-			return nil, fmt.Errorf("compare: unknown proxy %q (have edge, nginx, haproxy)", name)
+			return nil, false, fmt.Errorf("compare: unknown proxy %q (have nginx, haproxy, and edge[-loop][-pipe|-pipeN])", name)
 		}
-		out = append(out, p)
+		rows = append(rows, p)
 	}
-	return out, nil
+	return rows, usesPipe, nil
 }
 
 func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -189,8 +214,17 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	proxies, err := selectProxies(o.proxies, found)
+	if o.edgePipeline < 1 || o.edgePipeline > maxPipeline {
+		return fmt.Errorf("compare: -edge-pipeline %d is not 1-%d (it is the -pipe rows' pipeline; plain edge does not pipeline)", o.edgePipeline, maxPipeline)
+	}
+	proxies, usesPipe, err := selectProxies(o.proxies, found, o.edgePipeline)
 	if err != nil {
+		return err
+	}
+	if o.pipelineSet && !usesPipe {
+		return fmt.Errorf("compare: -edge-pipeline %d applies to the -pipe edge rows, and -proxies %q has none (add edge-pipe)", o.edgePipeline, o.proxies)
+	}
+	if err := checkEdgeArgs(strings.Fields(o.edgeArgs), proxies); err != nil {
 		return err
 	}
 	h := &harness{cfg: o, clk: clockTicks()}
@@ -251,7 +285,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	var edge *proxy
 	for _, p := range found {
-		if p.name == "edge" {
+		if p.prog == "edge" {
 			edge = p
 		}
 	}
@@ -260,12 +294,17 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if edge.bin, err = copyExecutable(edge.bin, filepath.Join(dir, "edge")); err != nil {
 		return err
 	}
+	for _, p := range proxies {
+		if p.prog == "edge" {
+			p.bin = edge.bin
+		}
+	}
 	if h.creds, err = makeCredentials(dir, edge.bin); err != nil {
 		return err
 	}
 	nginxBin := ""
 	for _, p := range found {
-		if p.name == "nginx" {
+		if p.prog == "nginx" {
 			nginxBin = p.bin
 		}
 	}
@@ -283,7 +322,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	h.header(stdout, scs, found)
+	h.header(stdout, scs, found, proxies)
 
 	var results []*result
 	for _, sc := range scs {
@@ -295,9 +334,16 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				group[i].skip = why
 			case sc.kind == kindWrk && h.wrkBin == "":
 				group[i].skip = "skipped: wrk not installed (apt-get install wrk, or make bench-compare)"
+			case twin(proxies, i, sc) != nil:
+				// A variant whose changes do nothing here would measure
+				// its twin again and show the machine's drift as a
+				// difference.
+				group[i].skip = fmt.Sprintf("not run: the same configuration as %s here (%s)", twin(proxies, i, sc).name, p.variant.inert(sc))
 			}
 			if group[i].skip != "" {
 				group[i].addNote(group[i].skip)
+			} else if p.prog == "edge" && p.variant.inert(sc) != "" {
+				group[i].addNote(p.variant.inert(sc))
 			}
 		}
 		for run := 0; run < o.runs; run++ {
@@ -315,7 +361,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 					return fmt.Errorf("compare: interrupted")
 				}
 				if err != nil {
-					fmt.Fprintf(stderr, "%-13s run %d/%d %-8s FAILED: %v\n", sc.name, run+1, o.runs, r.p.name, err)
+					fmt.Fprintf(stderr, "%-13s run %d/%d %-14s FAILED: %v\n", sc.name, run+1, o.runs, r.p.name, err)
 					msg, _, _ := strings.Cut(err.Error(), "\n")
 					r.addNote("failed: " + msg)
 					continue
@@ -324,7 +370,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 					r.addNote(fmt.Sprintf("run %d: %s", run+1, s.note))
 				}
 				r.samples = append(r.samples, s)
-				fmt.Fprintf(stderr, "%-13s run %d/%d %-8s %s\n", sc.name, run+1, o.runs, r.p.name, progress(sc, s))
+				fmt.Fprintf(stderr, "%-13s run %d/%d %-14s %s\n", sc.name, run+1, o.runs, r.p.name, progress(sc, s))
 			}
 		}
 		results = append(results, group...)
@@ -394,11 +440,11 @@ func (h *harness) setupPinning() error {
 
 // header prints the machine, the tools and the settings, so a table is
 // never quoted without them.
-func (h *harness) header(w io.Writer, scs []scenario, found []*proxy) {
+func (h *harness) header(w io.Writer, scs []scenario, found, rows []*proxy) {
 	fmt.Fprintf(w, "# edge vs nginx vs HAProxy (bench/cmd/compare)\n\n")
 	fmt.Fprintf(w, "machine:  %d CPUs, %s, %s\n", runtime.NumCPU(), cpuModel(), kernel())
 	for _, p := range found {
-		switch p.name {
+		switch p.prog {
 		case "edge":
 			fmt.Fprintf(w, "edge:     %s\n", version(p.bin, "version"))
 		case "nginx":
@@ -424,6 +470,11 @@ func (h *harness) header(w io.Writer, scs []scenario, found []*proxy) {
 		edgeArgs = " " + h.cfg.edgeArgs
 	}
 	fmt.Fprintf(w, "proxies:  1 worker each: edge -event-loops 1%s GOMAXPROCS=1; nginx worker_processes 1; haproxy nbthread 1; access logs off\n", edgeArgs)
+	for _, p := range rows {
+		if p.prog == "edge" {
+			fmt.Fprintf(w, "  %-14s %s\n", p.name, p.variant.describe())
+		}
+	}
 	fmt.Fprintf(w, "cost:     the proxy's utime+stime from /proc (all its processes) per request, handshake, GiB, or its memory\n")
 	fmt.Fprintf(w, "\nscenarios:\n")
 	for _, sc := range scs {

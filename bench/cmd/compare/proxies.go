@@ -10,11 +10,16 @@ import (
 	"example.com/edge/bench/anchors"
 )
 
-// proxy is one of the programs compared: edge, or an anchor.
+// proxy is one row of every scenario: edge or one of its variants, or an
+// anchor.
 type proxy struct {
-	name   string
+	name   string // the row's name: edge, edge-pipe, ..., nginx, haproxy
+	prog   string // the program: edge, nginx or haproxy
 	anchor bool   // nginx and HAProxy are the anchors edge is compared against
 	bin    string // "" when not installed
+	// variant is the tuning an edge row changes (the zero value for plain
+	// edge and the anchors).
+	variant edgeVariant
 	// missing says why the proxy cannot run at all ("" when it can).
 	missing string
 	// streamModule is nginx's load_module path for the stream module, when
@@ -30,9 +35,9 @@ func (p *proxy) unsupported(sc scenario) string {
 		return p.missing
 	}
 	switch {
-	case p.name == "nginx" && sc.gateway:
+	case p.prog == "nginx" && sc.gateway:
 		return "n/a: open-source nginx has no JWT verification (auth_jwt is NGINX Plus only)"
-	case p.name == "nginx" && sc.mode == anchors.L4 && p.noStream != "":
+	case p.prog == "nginx" && sc.mode == anchors.L4 && p.noStream != "":
 		return p.noStream
 	}
 	return ""
@@ -40,7 +45,7 @@ func (p *proxy) unsupported(sc scenario) string {
 
 // findProxies locates the three programs. edgePath is the -edge flag.
 func findProxies(edgePath string) ([]*proxy, error) {
-	edge := &proxy{name: "edge"}
+	edge := &proxy{name: "edge", prog: "edge"}
 	if p, err := exec.LookPath(edgePath); err == nil {
 		edge.bin, _ = filepath.Abs(p)
 	} else if _, err := os.Stat(edgePath); err == nil {
@@ -48,14 +53,14 @@ func findProxies(edgePath string) ([]*proxy, error) {
 	} else {
 		return nil, fmt.Errorf("compare: edge binary %q not found: run `make build` (it writes bin/edge) or pass -edge PATH", edgePath)
 	}
-	nginx := &proxy{name: "nginx", anchor: true}
+	nginx := &proxy{name: "nginx", prog: "nginx", anchor: true}
 	if p, err := lookPath("nginx"); err == nil {
 		nginx.bin = p
 		nginx.streamModule, nginx.noStream = nginxStream(p)
 	} else {
 		nginx.missing = "skipped: nginx not installed (apt-get install nginx, or make bench-compare)"
 	}
-	haproxy := &proxy{name: "haproxy", anchor: true}
+	haproxy := &proxy{name: "haproxy", prog: "haproxy", anchor: true}
 	if p, err := lookPath("haproxy"); err == nil {
 		haproxy.bin = p
 		if out, err := exec.Command(p, "-vv").CombinedOutput(); err == nil && !haproxyHasJWT(string(out)) {
@@ -118,19 +123,20 @@ func haproxyHasJWT(vv string) bool {
 	return major > 2 || (major == 2 && minor >= 5)
 }
 
-// launch writes p's configuration for d and starts it pinned to cpus; edge
-// gets extra (the -edge-args flag) after its own flags.
+// launch writes p's configuration for d and starts it pinned to cpus. An
+// edge row gets its variant's pipeline in its pools, and extra (the
+// -edge-args flag) then its variant's flags after the harness's own; its
+// configuration and log are named after the row (edge-loop.yaml,
+// edge-loop.log).
 func (p *proxy) launch(sup *supervisor, d anchors.Data, cpus string, extra []string) (*child, error) {
-	switch p.name {
+	switch p.prog {
 	case "edge":
-		path, err := writeConfig(sup.dir, anchors.Edge, "edge.yaml", d)
+		d.Pipeline = p.variant.pipeline
+		path, err := writeConfig(sup.dir, anchors.Edge, p.name+".yaml", d)
 		if err != nil {
 			return nil, err
 		}
-		// One event loop on one P: the like-for-like of one nginx worker
-		// and one HAProxy thread.
-		argv := append([]string{p.bin, "-config", path, "-event-loops", "1", "-access-log", "off", "-log-level", "warn"}, extra...)
-		return sup.start("edge", cpus, []string{"GOMAXPROCS=1"}, argv...)
+		return sup.start(p.name, cpus, []string{"GOMAXPROCS=1"}, p.edgeArgv(path, extra)...)
 	case "nginx":
 		if err := os.MkdirAll(filepath.Join(sup.dir, "nginx-tmp"), 0o755); err != nil {
 			return nil, fmt.Errorf("compare: %w", err)
@@ -148,6 +154,16 @@ func (p *proxy) launch(sup *supervisor, d anchors.Data, cpus string, extra []str
 		return sup.start("haproxy", cpus, nil, p.bin, "-db", "-f", path)
 	}
 	return nil, fmt.Errorf("compare: unknown proxy %q", p.name)
+}
+
+// edgeArgv is an edge row's command line with its configuration at path:
+// one event loop (on one P, GOMAXPROCS=1, the like-for-like of one nginx
+// worker and one HAProxy thread), then extra, then the variant's flags,
+// which win over extra's (the last of a flag counts).
+func (p *proxy) edgeArgv(path string, extra []string) []string {
+	argv := []string{p.bin, "-config", path, "-event-loops", "1", "-access-log", "off", "-log-level", "warn"}
+	argv = append(argv, extra...)
+	return append(argv, p.variant.args()...)
 }
 
 func writeConfig(dir, tmpl, name string, d anchors.Data) (string, error) {

@@ -68,7 +68,7 @@ func (h *harness) runOne(ctx context.Context, sc scenario, p *proxy) (sample, er
 		return sample{}, err
 	}
 	d := h.data(sc, port)
-	if p.name == "nginx" && sc.mode == anchors.L4 {
+	if p.prog == "nginx" && sc.mode == anchors.L4 {
 		d.StreamModule = p.streamModule
 	}
 	c, err := p.launch(h.sup, d, h.proxyCPUs, strings.Fields(h.cfg.edgeArgs))
@@ -121,7 +121,6 @@ func (h *harness) data(sc scenario, port int) anchors.Data {
 		WorkerConns:   h.noFile - 64, // client and upstream connections
 		RateLimit:     100000000,
 		JWTCacheBytes: h.cfg.jwtCacheBytes,
-		Pipeline:      h.cfg.edgePipeline,
 	}
 	if h.bulk != nil {
 		d.Bulk = h.bulk.addr()

@@ -98,8 +98,9 @@ func writeTable(w io.Writer, rs []*result) {
 			j++
 		}
 		bestRate, bestCost := best(rs[i:j])
+		edgeCost := plainEdgeCost(rs[i:j])
 		for _, r := range rs[i:j] {
-			rows = append(rows, tableRow(r, bestRate, bestCost))
+			rows = append(rows, tableRow(r, bestRate, bestCost, edgeCost))
 		}
 		i = j
 	}
@@ -131,7 +132,20 @@ func writeTable(w io.Writer, rs []*result) {
 	}
 }
 
-func tableRow(r *result, bestRate, bestCost float64) []string {
+// plainEdgeCost is the median cost of the plain edge row in one scenario,
+// which the edge variants' notes compare with; NaN when it did not run.
+func plainEdgeCost(rs []*result) float64 {
+	for _, r := range rs {
+		if r.p.prog == "edge" && r.p.variant == (edgeVariant{}) && len(r.samples) > 0 {
+			return summarize(r.samples).cost
+		}
+	}
+	return math.NaN()
+}
+
+// tableRow is r's row: medians, ratios to the best anchor's, and for an edge
+// variant its cost over plain edge's (edgeCost, NaN for none) in the notes.
+func tableRow(r *result, bestRate, bestCost, edgeCost float64) []string {
 	notes := strings.Join(r.notes, "; ")
 	if len(r.samples) == 0 {
 		return []string{r.sc.name, r.p.name, "–", "–", "–", "–", "–", "–", "–", notes}
@@ -158,6 +172,9 @@ func tableRow(r *result, bestRate, bestCost float64) []string {
 	}
 	if !math.IsNaN(bestCost) && bestCost > 0 {
 		row[8] = fmt.Sprintf("%.2fx", s.cost/bestCost)
+	}
+	if r.p.prog == "edge" && r.p.variant != (edgeVariant{}) && !math.IsNaN(edgeCost) && edgeCost > 0 {
+		notes = joinNotes(fmt.Sprintf("cost %.2fx edge's", s.cost/edgeCost), notes)
 	}
 	if s.n > 1 {
 		notes = joinNotes(fmt.Sprintf("median of %d", s.n), notes)
