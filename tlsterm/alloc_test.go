@@ -22,7 +22,6 @@ func TestAllocs(t *testing.T) {
 		{ServerName: "unknown.test"},
 		{},
 	}
-	dst := make([]byte, 0, 256)
 	tests := []struct {
 		name string
 		f    func()
@@ -34,8 +33,6 @@ func TestAllocs(t *testing.T) {
 		}},
 		{"configForClient", func() { term.configForClient(hellos[0]) }},
 		{"names", func() { _, _ = VersionName(tls.VersionTLS13), GroupName(tls.X25519MLKEM768) }},
-		{"redirect", func() { AppendHTTPSRedirect(dst[:0], []byte("example.com:80"), []byte("/app/?x=1"), 8443) }},
-		{"redirect ipv6", func() { AppendHTTPSRedirect(dst[:0], []byte("[2001:db8::1]:80"), []byte("/"), 443) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(100, tt.f); n != 0 {

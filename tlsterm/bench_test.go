@@ -32,15 +32,6 @@ func BenchmarkConfigForClient(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendHTTPSRedirect(b *testing.B) {
-	dst := make([]byte, 0, 256)
-	host, uri := []byte("example.com:80"), []byte("/app/dashboard?tab=1")
-	b.ReportAllocs()
-	for b.Loop() {
-		dst, _ = AppendHTTPSRedirect(dst[:0], host, uri, 8443)
-	}
-}
-
 // handshakeCase is one client configuration for the handshake benchmarks.
 type handshakeCase struct {
 	name    string

@@ -23,6 +23,7 @@ func TestHeaderHelpersAllocateNothing(t *testing.T) {
 		_ = ValidRequestID(buf)
 		_ = ValidTraceparent(buf)
 		_ = negotiate(ae, prefs)
+		buf, _ = appendHTTPSRedirect(buf[:0], []byte("[2001:db8::1]:80"), []byte("/app/?x=1"), 8443)
 	}); n != 0 {
 		t.Errorf("allocs per run = %v, want 0", n)
 	}

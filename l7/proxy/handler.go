@@ -598,21 +598,11 @@ func (h *handler) serveError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 func (h *handler) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, lv *listenerView) {
-	host := ctx.Host()
-	if i := lastColonOutsideBrackets(host); i >= 0 {
-		host = host[:i]
-	}
-	if len(host) == 0 || !validHost(host) {
+	loc, ok := appendHTTPSRedirect(st.buf[:0], ctx.Host(), ctx.RequestURI(), lv.cfg.HTTPSPort)
+	if !ok {
 		h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "a redirect needs a valid Host header")
 		return
 	}
-	loc := append(st.buf[:0], "https://"...)
-	loc = append(loc, host...)
-	if port := lv.cfg.HTTPSPort; port != 0 && port != 443 {
-		loc = append(loc, ':')
-		loc = strconv.AppendInt(loc, int64(port), 10)
-	}
-	loc = append(loc, ctx.RequestURI()...)
 	st.buf = loc
 	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(fasthttp.StatusPermanentRedirect)
@@ -621,29 +611,6 @@ func (h *handler) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, lv *list
 	st.status = fasthttp.StatusPermanentRedirect
 	st.rec = h.beginLog(ctx, st)
 	h.finish(st, 0)
-}
-
-func lastColonOutsideBrackets(host []byte) int {
-	for i := len(host) - 1; i >= 0; i-- {
-		switch host[i] {
-		case ':':
-			return i
-		case ']':
-			return -1
-		}
-	}
-	return -1
-}
-
-// validHost accepts host names and IP literals (RFC 3986 §3.2.2 reg-name
-// without percent-encoding, or a bracketed IPv6 literal).
-func validHost(h []byte) bool {
-	for _, c := range h {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '[' || c == ']' || c == ':' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // hashKey computes the consistent-hash key of a request for pools that

@@ -142,3 +142,12 @@ func TestDeleteUnderscoreAliases(t *testing.T) {
 		t.Errorf("headers left: %v, want the exact X-User-Id (deleted separately) and the unrelated X_Other", left)
 	}
 }
+
+func BenchmarkAppendHTTPSRedirect(b *testing.B) {
+	dst := make([]byte, 0, 256)
+	host, uri := []byte("example.com:80"), []byte("/app/dashboard?tab=1")
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = appendHTTPSRedirect(dst[:0], host, uri, 8443)
+	}
+}

@@ -1,4 +1,4 @@
-package tlsterm
+package proxy
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func TestAppendHTTPSRedirect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		dst := []byte("Location: ")
-		got, ok := AppendHTTPSRedirect(dst, []byte(tt.host), []byte(tt.uri), tt.port)
+		got, ok := appendHTTPSRedirect(dst, []byte(tt.host), []byte(tt.uri), tt.port)
 		if tt.want == "" {
 			if ok || string(got) != "Location: " {
 				t.Errorf("host %q uri %q: got %q, %v, want refusal with dst unchanged", tt.host, tt.uri, got, ok)
@@ -65,7 +65,7 @@ func FuzzAppendHTTPSRedirect(f *testing.F) {
 		if port < 0 || port > 65535 {
 			return
 		}
-		out, ok := AppendHTTPSRedirect(nil, host, uri, port)
+		out, ok := appendHTTPSRedirect(nil, host, uri, port)
 		if !ok {
 			if len(out) != 0 {
 				t.Fatalf("refused but wrote %q", out)

@@ -1,11 +1,11 @@
-package tlsterm
+package proxy
 
 import (
 	"bytes"
 	"strconv"
 )
 
-// AppendHTTPSRedirect appends to dst the https URL that a plaintext request is
+// appendHTTPSRedirect appends to dst the https URL that a plaintext request is
 // redirected to on a listener with `redirect_https` (the caller answers 308 with
 // it as Location, RFC 9110 section 15.4.9): "https://", the name of host (the
 // request's Host header, RFC 9110 section 7.2) without its port, ":port" unless
@@ -18,7 +18,7 @@ import (
 // when requestURI holds control characters or spaces, so nothing a client
 // sends can split the Location header; the caller then answers 400. It
 // allocates only to grow dst and is safe for concurrent use.
-func AppendHTTPSRedirect(dst, host, requestURI []byte, port int) ([]byte, bool) {
+func appendHTTPSRedirect(dst, host, requestURI []byte, port int) ([]byte, bool) {
 	name, ok := hostName(host)
 	if !ok {
 		return dst, false
