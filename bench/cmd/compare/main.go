@@ -326,26 +326,7 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 
 	var results []*result
 	for _, sc := range scs {
-		group := make([]*result, len(proxies))
-		for i, p := range proxies {
-			group[i] = &result{sc: sc, p: p}
-			switch why := p.unsupported(sc); {
-			case why != "":
-				group[i].skip = why
-			case sc.kind == kindWrk && h.wrkBin == "":
-				group[i].skip = "skipped: wrk not installed (apt-get install wrk, or make bench-compare)"
-			case twin(proxies, i, sc) != nil:
-				// A variant whose changes do nothing here would measure
-				// its twin again and show the machine's drift as a
-				// difference.
-				group[i].skip = fmt.Sprintf("not run: the same configuration as %s here (%s)", twin(proxies, i, sc).name, p.variant.inert(sc))
-			}
-			if group[i].skip != "" {
-				group[i].addNote(group[i].skip)
-			} else if p.prog == "edge" && p.variant.inert(sc) != "" {
-				group[i].addNote(p.variant.inert(sc))
-			}
-		}
+		group := h.group(sc, proxies)
 		for run := 0; run < o.runs; run++ {
 			// Rotate who goes first, so drift on a busy machine is shared.
 			for k := range group {
@@ -378,6 +359,32 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	writeTable(stdout, results)
 	return nil
+}
+
+// group is one scenario's rows before any run, one per proxy, each with
+// why it is not run ("" when it is) and what of its variant has no effect.
+func (h *harness) group(sc scenario, proxies []*proxy) []*result {
+	group := make([]*result, len(proxies))
+	for i, p := range proxies {
+		r := &result{sc: sc, p: p}
+		group[i] = r
+		switch why := p.unsupported(sc); {
+		case why != "":
+			r.skip = why
+		case sc.kind == kindWrk && h.wrkBin == "":
+			r.skip = "skipped: wrk not installed (apt-get install wrk, or make bench-compare)"
+		case twin(proxies, i, sc) != nil:
+			// A variant whose changes have no effect here would measure
+			// its twin again and show the machine's drift as a difference.
+			r.skip = fmt.Sprintf("not run: same as %s here (%s)", twin(proxies, i, sc).name, p.variant.inert(sc))
+		}
+		if r.skip != "" {
+			r.addNote(r.skip)
+		} else if p.prog == "edge" && p.variant.inert(sc) != "" {
+			r.addNote(p.variant.inert(sc))
+		}
+	}
+	return group
 }
 
 // progress is one run's line on stderr.

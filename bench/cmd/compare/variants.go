@@ -89,22 +89,28 @@ func (v edgeVariant) in(sc scenario) edgeVariant {
 	return v
 }
 
-// inert says which of v's changes do nothing in sc, and why ("" when all
-// apply).
+// inert says which of v's changes have no effect in sc ("" when all
+// apply), for the table's notes.
 func (v edgeVariant) inert(sc scenario) string {
-	var why []string
+	var what []string
 	eff := v.in(sc)
 	if v.pipeline != eff.pipeline {
-		why = append(why, "pools pipeline does nothing in an L4 relay (no HTTP pools)")
+		what = append(what, "pipeline")
 	}
 	if v.loop != eff.loop {
-		if sc.mode == anchors.TLS {
-			why = append(why, "-serve loop does nothing with TLS (always served by fasthttp goroutines)")
-		} else {
-			why = append(why, "-serve loop does nothing in an L4 relay (plaintext HTTP listeners only)")
-		}
+		what = append(what, "-serve loop")
 	}
-	return strings.Join(why, "; ")
+	if len(what) == 0 {
+		return ""
+	}
+	on := "an L4 relay"
+	if sc.mode == anchors.TLS {
+		on = "TLS listeners"
+	}
+	if len(what) == 1 {
+		return what[0] + " has no effect on " + on
+	}
+	return strings.Join(what, " and ") + " have no effect on " + on
 }
 
 // describe is the variant for the header.

@@ -138,11 +138,14 @@ func TestVariantsPerScenario(t *testing.T) {
 	if why := loopPipe.inert(plain); why != "" {
 		t.Errorf("edge-loop-pipe in plain: inert %q", why)
 	}
-	if why := loopPipe.inert(tlsKA); !strings.Contains(why, "-serve loop does nothing with TLS") || strings.Contains(why, "pipeline") {
+	if why := loopPipe.inert(tlsKA); why != "-serve loop has no effect on TLS listeners" {
 		t.Errorf("edge-loop-pipe in TLS: inert %q", why)
 	}
-	if why := loopPipe.inert(l4); !strings.Contains(why, "pipeline") || !strings.Contains(why, "-serve loop") {
+	if why := loopPipe.inert(l4); why != "pipeline and -serve loop have no effect on an L4 relay" {
 		t.Errorf("edge-loop-pipe in l4: inert %q", why)
+	}
+	if why := rows[1].variant.inert(l4); why != "pipeline has no effect on an L4 relay" {
+		t.Errorf("edge-pipe in l4: inert %q", why)
 	}
 	// Without plain edge in the run, edge-loop does run in TLS (as edge).
 	alone, _, _ := selectProxies("edge-loop,haproxy", installed(), 2)
@@ -271,24 +274,48 @@ func TestRunRefusesMisleadingFlags(t *testing.T) {
 	}
 }
 
-// TestTableVariants checks edge variant rows: ratios to the anchors like
-// edge's, their cost over plain edge's in the notes, and a row not run
-// because it would be its twin.
+// TestTableVariants builds two scenarios' rows the way the harness does and
+// checks the table: edge variant rows with ratios to the anchors like
+// edge's and their cost over plain edge's in the notes, a row not run
+// because it would be its twin, and one run alone in TLS with a note saying
+// -serve loop has no effect there.
 func TestTableVariants(t *testing.T) {
 	all := scenarios()
 	plain, tlsKA := all[0], all[2]
 	rows, _, _ := selectProxies("edge,edge-loop,haproxy", installed(), 2)
-	edge, loop, haproxy := rows[0], rows[1], rows[2]
-	rs := []*result{
-		{sc: plain, p: edge, samples: []sample{{rate: 30000, cost: 20, busy: 90}}},
-		{sc: plain, p: loop, samples: []sample{{rate: 33000, cost: 15, busy: 90}}},
-		{sc: plain, p: haproxy, samples: []sample{{rate: 30000, cost: 25, busy: 90}}},
-		{sc: tlsKA, p: edge, samples: []sample{{rate: 40000, cost: 22, busy: 98}}},
-		{sc: tlsKA, p: loop, notes: []string{"not run: the same configuration as edge here (-serve loop does nothing with TLS (always served by fasthttp goroutines))"}},
-		{sc: tlsKA, p: haproxy, samples: []sample{{rate: 40000, cost: 22, busy: 98}}},
+	h := &harness{wrkBin: "wrk"}
+	var rs []*result
+	for _, sc := range []scenario{plain, tlsKA} {
+		rs = append(rs, h.group(sc, rows)...)
+	}
+	measured := map[string]sample{
+		"plain/edge":            {rate: 30000, cost: 20, busy: 90},
+		"plain/edge-loop":       {rate: 33000, cost: 15, busy: 90},
+		"plain/haproxy":         {rate: 30000, cost: 25, busy: 90},
+		"tls-keepalive/edge":    {rate: 40000, cost: 22, busy: 98},
+		"tls-keepalive/haproxy": {rate: 40000, cost: 22, busy: 98},
+	}
+	for _, r := range rs {
+		s, ok := measured[r.sc.name+"/"+r.p.name]
+		if ok == (r.skip != "") {
+			t.Fatalf("%s/%s: skip %q", r.sc.name, r.p.name, r.skip)
+		}
+		if ok {
+			r.samples = append(r.samples, s)
+		}
+	}
+	// Alone (without plain edge), edge-loop runs in TLS, as edge.
+	alone, _, _ := selectProxies("edge-loop,haproxy", installed(), 2)
+	aloneRs := h.group(tlsKA, alone)
+	for _, r := range aloneRs {
+		if r.skip != "" {
+			t.Fatalf("%s alone in TLS: skip %q", r.p.name, r.skip)
+		}
+		r.samples = append(r.samples, sample{rate: 40000, cost: 22, busy: 98})
 	}
 	var b bytes.Buffer
 	writeTable(&b, rs)
+	writeTable(&b, aloneRs)
 	lines := strings.Split(b.String(), "\n")
 	find := func(sc, name string) string {
 		for _, l := range lines {
@@ -299,13 +326,16 @@ func TestTableVariants(t *testing.T) {
 		t.Fatalf("no %s row for %s:\n%s", name, sc, b.String())
 		return ""
 	}
-	if l := find("plain", "edge-loop"); !strings.Contains(l, "| 1.10x ") || !strings.Contains(l, "| 0.60x ") || !strings.Contains(l, "cost 0.75x edge's") {
+	if l := find("plain", "edge-loop"); !strings.Contains(l, "| 1.10x ") || !strings.Contains(l, "| 0.60x ") || !strings.Contains(l, "| cost 0.75x edge's ") {
 		t.Errorf("edge-loop plain row (want 1.10x throughput, 0.60x cost to haproxy, 0.75x edge's cost):\n%s", l)
 	}
 	if l := find("plain", "edge"); strings.Contains(l, "edge's") {
 		t.Errorf("plain edge compared with itself:\n%s", l)
 	}
-	if l := find("tls-keepalive", "edge-loop"); !strings.Contains(l, "not run: the same configuration as edge") || !strings.Contains(l, "| – ") {
+	if l := find("tls-keepalive", "edge-loop"); !strings.Contains(l, "| not run: same as edge here (-serve loop has no effect on TLS listeners) ") || !strings.Contains(l, "| – ") {
 		t.Errorf("edge-loop TLS row:\n%s", l)
+	}
+	if l := lines[len(lines)-3]; !strings.HasPrefix(l, "| tls-keepalive | edge-loop ") || !strings.Contains(l, "| -serve loop has no effect on TLS listeners ") || !strings.Contains(l, "| 1.00x ") {
+		t.Errorf("edge-loop alone in TLS:\n%s", l)
 	}
 }
