@@ -65,7 +65,8 @@ type LoopServer struct {
 	mu   sync.Mutex
 	sets atomic.Pointer[[]*loopSet] // copy-on-write, one per event loop
 
-	reqs sync.Pool // *loopReq
+	reqs    sync.Pool // *loopReq
+	workers exchangeWorkers
 }
 
 // LoopServer returns the in-loop server for the named listener, to be set
@@ -448,7 +449,65 @@ func (s *LoopServer) serve(lr *loopReq) {
 		return
 	}
 	lr.st, lr.buffered = st, buffered
-	go lr.exchange()
+	s.workers.run(lr)
+}
+
+// exchangeWorkers runs loop requests' upstream exchanges on goroutines that
+// live on between requests, so that their stacks, grown once, stay grown (a
+// fresh goroutine per request grows its stack every time) and starting one
+// is a channel send. Idle workers exit after workerIdle.
+type exchangeWorkers struct {
+	mu    sync.Mutex
+	ready []*exchangeWorker // LIFO: the most recently used has the warmest stack
+}
+
+type exchangeWorker struct {
+	ch chan *loopReq
+}
+
+const workerIdle = 10 * time.Second
+
+func (wp *exchangeWorkers) run(lr *loopReq) {
+	wp.mu.Lock()
+	var w *exchangeWorker
+	if n := len(wp.ready); n > 0 {
+		w = wp.ready[n-1]
+		wp.ready[n-1] = nil
+		wp.ready = wp.ready[:n-1]
+	}
+	wp.mu.Unlock()
+	if w == nil {
+		w = &exchangeWorker{ch: make(chan *loopReq, 1)}
+		go wp.work(w)
+	}
+	w.ch <- lr
+}
+
+func (wp *exchangeWorkers) work(w *exchangeWorker) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case lr := <-w.ch:
+			lr.exchange()
+			wp.mu.Lock()
+			wp.ready = append(wp.ready, w)
+			wp.mu.Unlock()
+		case <-idle.C:
+			// Leave only if still idle: remove self from ready first, so
+			// nobody hands this worker a request after it is gone.
+			wp.mu.Lock()
+			for i, r := range wp.ready {
+				if r == w {
+					wp.ready = append(wp.ready[:i], wp.ready[i+1:]...)
+					wp.mu.Unlock()
+					return
+				}
+			}
+			wp.mu.Unlock()
+		}
+		idle.Reset(workerIdle)
+	}
 }
 
 // exchange runs on its own goroutine: the upstream exchange, then the
