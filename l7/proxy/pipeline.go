@@ -149,11 +149,13 @@ func (p *pipeline) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 		// same network poll queue their requests behind this one, then
 		// send them all with one write.
 		pc.flushing = true
-		gen := pc.gen
 		pc.mu.Unlock()
 		runtime.Gosched()
 		pc.mu.Lock()
-		if pc.gen == gen && pc.c != nil && pc.bw.Buffered() > 0 {
+		// Flush whatever is buffered now, even on a connection redialled
+		// while this writer yielded: requests written there saw flushing
+		// set and left their flush to this writer.
+		if pc.c != nil && pc.bw.Buffered() > 0 {
 			if deadline.After(pc.writeDeadline) {
 				// Lazily, like the read deadline: a flush may finish up to
 				// deadlineSlack after the request's deadline.
@@ -269,7 +271,11 @@ func (pc *pipeConn) read(c net.Conn, gen uint64, br *bufio.Reader) {
 		stream, err := pc.readResponse(c, br, w)
 
 		pc.mu.Lock()
-		pc.reading = nil
+		if pc.reading == w {
+			// Only its own mark: after a break and redial, the next
+			// generation's reader may have set its own.
+			pc.reading = nil
+		}
 		stale := pc.gen != gen // the connection broke meanwhile; w was left to us
 		if stale {
 			pc.mu.Unlock()
