@@ -183,6 +183,7 @@ type Pool struct {
 
 	seq       atomic.Pointer[sequence]
 	avail     atomic.Int64 // endpoints Pick may use (all of them while panicking)
+	healthy   atomic.Int64 // endpoints in rotation on their own health
 	panicking atomic.Bool
 
 	_           pad
@@ -298,6 +299,10 @@ func (p *Pool) Endpoints() []*Endpoint { return p.eps }
 // Panicking reports whether the pool is failing open: too few endpoints are healthy
 // (Config.PanicThreshold), so Pick balances over all of them.
 func (p *Pool) Panicking() bool { return p.panicking.Load() }
+
+// Healthy returns the number of endpoints that are healthy (passing their checks,
+// not ejected), whether or not the pool is failing open.
+func (p *Pool) Healthy() int { return int(p.healthy.Load()) }
 
 // Pick chooses an endpoint for a request and counts it in flight; the caller must call Done
 // exactly once for every endpoint Pick returns, on this pool. hash is used only by
@@ -686,6 +691,7 @@ func (p *Pool) refreshLocked(now time.Time, evs []Event) []Event {
 			up++
 		}
 	}
+	p.healthy.Store(int64(up))
 	panicking := p.failOpen && (up == 0 || float64(up) < p.cfg.PanicThreshold*float64(n))
 	if panicking != p.panicking.Load() {
 		p.panicking.Store(panicking)

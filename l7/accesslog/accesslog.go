@@ -136,6 +136,27 @@ func (r *Record) String(key, v string) *Record {
 	return r
 }
 
+// Field adds a string field, written even when empty: for fields every
+// record carries, so consumers need not treat a missing key as empty.
+func (r *Record) Field(key string, v []byte) *Record {
+	if r == nil {
+		return r
+	}
+	r.key(key)
+	r.buf = AppendJSONString(r.buf, v)
+	return r
+}
+
+// FieldString is Field for a Go string.
+func (r *Record) FieldString(key, v string) *Record {
+	if r == nil {
+		return r
+	}
+	r.key(key)
+	r.buf = appendJSONStringS(r.buf, v)
+	return r
+}
+
 // Int adds an integer field.
 func (r *Record) Int(key string, v int64) *Record {
 	if r == nil {

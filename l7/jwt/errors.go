@@ -122,9 +122,10 @@ func Message(err error) string {
 }
 
 // AppendWWWAuthenticate appends the WWW-Authenticate field value for err (RFC 6750 §3)
-// to dst: `Bearer` alone for ErrMissingToken (§3.1: no error code when the request had
-// no credentials), `Bearer error="invalid_token", error_description="..."` for invalid
-// tokens, and `Bearer error="insufficient_scope", error_description="...", scope="a b"`
+// to dst: `Bearer error="invalid_token", error_description="..."` for invalid and
+// missing tokens (the contract gives both 401s this challenge; RFC 6750 §3.1 says a
+// server SHOULD NOT send an error code when there were no credentials, and the
+// contract takes precedence), and `Bearer error="insufficient_scope", error_description="...", scope="a b"`
 // for ErrInsufficientScope, listing requiredScopes (scope tokens outside RFC 6749 §3.3's
 // character set are left out). It appends nothing for ErrJWKSUnavailable (a 503 is not
 // an authentication challenge). It does not allocate when dst has room.
@@ -136,11 +137,13 @@ func AppendWWWAuthenticate(dst []byte, err error, requiredScopes []string) []byt
 	switch e.code {
 	case "jwks_unavailable":
 		return dst
-	case "missing_token":
-		return append(dst, "Bearer"...)
+	}
+	code := e.code
+	if code == "missing_token" {
+		code = "invalid_token" // RFC 6750 §3.1 has no missing_token error code
 	}
 	dst = append(dst, `Bearer error="`...)
-	dst = append(dst, e.code...)
+	dst = append(dst, code...)
 	dst = append(dst, `", error_description="`...)
 	dst = append(dst, e.message...)
 	dst = append(dst, '"')

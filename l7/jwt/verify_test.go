@@ -189,7 +189,7 @@ func TestErrorMapping(t *testing.T) {
 		invalid bool
 		www     string
 	}{
-		{ErrMissingToken, 401, "missing_token", "missing_token", false, `Bearer`},
+		{ErrMissingToken, 401, "missing_token", "missing_token", false, `Bearer error="invalid_token", error_description="bearer token required"`},
 		{ErrExpired, 401, "invalid_token", "expired", true, `Bearer error="invalid_token", error_description="token expired"`},
 		{ErrBadSignature, 401, "invalid_token", "bad_signature", true, `Bearer error="invalid_token", error_description="signature verification failed"`},
 		{ErrInsufficientScope, 403, "insufficient_scope", "insufficient_scope", false, `Bearer error="insufficient_scope", error_description="token lacks a required scope", scope="app:read app:write"`},

@@ -86,6 +86,12 @@ func checkFraming(h *fasthttp.RequestHeader) (ok bool, reason string) {
 	if h.IsConnect() {
 		return false, "CONNECT is not supported"
 	}
+	// RFC 9110 §7.2: Host is uri-host [":" port]; userinfo ('@') in it is an
+	// authority fasthttp would turn into Basic credentials, and '/', '?',
+	// '#', '\\' or spaces let two parsers see two hosts.
+	if !validHost(h.Host()) {
+		return false, "Host is not a valid host[:port]"
+	}
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		if !absoluteFormMatchesHost(uri, h.Host()) {
 			return false, "absolute-form request target does not match Host"
@@ -246,6 +252,65 @@ func absoluteFormMatchesHost(uri, host []byte) bool {
 	}
 	return len(host) == 0 || bytes.EqualFold(authority, host)
 }
+
+// validHost reports whether a Host field value is uri-host [":" port] (RFC
+// 9110 §7.2, RFC 3986 §3.2.2): a reg-name or IPv4 address of unreserved,
+// pct-encoded and sub-delims bytes, or an IP-literal in brackets; then an
+// optional port of digits. An empty value passes (HTTP/1.0 may omit Host;
+// fasthttp refuses an HTTP/1.1 request without one).
+func validHost(v []byte) bool {
+	host := v
+	if len(v) > 0 && v[0] == '[' {
+		end := bytes.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range v[1:end] {
+			if !hostByte[c] && c != ':' {
+				return false
+			}
+		}
+		host, v = nil, v[end+1:]
+		if len(v) > 0 && v[0] != ':' {
+			return false
+		}
+	} else if i := bytes.IndexByte(v, ':'); i >= 0 {
+		host, v = v[:i], v[i:]
+	} else {
+		v = nil
+	}
+	for _, c := range host {
+		if !hostByte[c] {
+			return false
+		}
+	}
+	if len(v) > 0 { // ":" port
+		for _, c := range v[1:] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hostByte marks the bytes of a reg-name: unreserved, '%' of pct-encoded,
+// and sub-delims (RFC 3986 §3.2.2).
+var hostByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~%!$&'()*+,;=" {
+		t[c] = true
+	}
+	return t
+}()
 
 // tchar marks the bytes of a token (RFC 9110 §5.6.2), which field names are.
 var tchar = func() (t [256]bool) {

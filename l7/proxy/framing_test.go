@@ -41,6 +41,9 @@ func TestCheckFraming(t *testing.T) {
 		{"absolute-form without Host (HTTP/1.0)", "GET http://example.com/a HTTP/1.0\r\n\r\n", ""},
 		{"asterisk-form", "OPTIONS * HTTP/1.1\r\n" + host + "\r\n", ""},
 		{"every tchar in a name", "GET /a HTTP/1.1\r\n" + host + "!#$%&'*+-.^_`|~09azAZ: 1\r\n\r\n", ""},
+		{"Host with a port", "GET /a HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", ""},
+		{"Host IPv6 literal with a port", "GET /a HTTP/1.1\r\nHost: [2001:db8::1]:8443\r\n\r\n", ""},
+		{"Host IPv4", "GET /a HTTP/1.1\r\nHost: 192.0.2.7\r\n\r\n", ""},
 		{"name resembling a framing field", "GET /a HTTP/1.1\r\n" + host + "Content-Lengths: 1\r\nTransfer-Encodin: x\r\n\r\n", ""},
 
 		{"Content-Length and Transfer-Encoding", "POST /a HTTP/1.1\r\n" + host + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", "both"},
@@ -60,6 +63,12 @@ func TestCheckFraming(t *testing.T) {
 		{"absolute-form with a port Host lacks", "GET http://example.com:80/a HTTP/1.1\r\n" + host + "\r\n", "absolute-form"},
 		{"absolute-form with userinfo", "GET http://example.com@admin/a HTTP/1.1\r\n" + host + "\r\n", "absolute-form"},
 		{"absolute-form with empty authority", "GET http:///a HTTP/1.1\r\n" + host + "\r\n", "absolute-form"},
+		{"Host with userinfo", "GET /a HTTP/1.1\r\nHost: user@example.com\r\n\r\n", "Host"},
+		{"Host with a path", "GET /a HTTP/1.1\r\nHost: example.com/admin\r\n\r\n", "Host"},
+		{"Host with a backslash", "GET /a HTTP/1.1\r\nHost: example.com\\admin\r\n\r\n", "Host"},
+		{"Host with a bad port", "GET /a HTTP/1.1\r\nHost: example.com:80x\r\n\r\n", "Host"},
+		{"Host, unclosed IPv6 literal", "GET /a HTTP/1.1\r\nHost: [2001:db8::1\r\n\r\n", "Host"},
+		{"Host, junk after IPv6 literal", "GET /a HTTP/1.1\r\nHost: [::1]x\r\n\r\n", "Host"},
 		{"absolute-form, other scheme", "GET ws://example.com/a HTTP/1.1\r\n" + host + "\r\n", "absolute-form"},
 	}
 	for _, tt := range tests {

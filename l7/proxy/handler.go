@@ -55,6 +55,7 @@ type reqState struct {
 	reason        string      // why the edge refused the request (access log)
 	rlPol         []byte      // RateLimit-Policy of the route's limits
 	rlState       []byte      // RateLimit after this request
+	unparsed      bool        // fasthttp refused the head (serveError)
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -112,10 +113,20 @@ func (h *handler) begin(ctx *fasthttp.RequestCtx) (st *reqState, buffered bool) 
 	// Request ID: keep a well-formed incoming one, else make one; it goes
 	// upstream and back to the client.
 	hdr := &ctx.Request.Header
-	if in := hdr.Peek("X-Request-ID"); ValidRequestID(in) {
+	in := hdr.Peek("X-Request-ID")
+	valid := ValidRequestID(in)
+	if valid {
 		st.id = append(st.id[:0], in...)
 	} else {
 		st.id = p.ids.appendRequestID(st.id[:0])
+	}
+	switch {
+	case in == nil:
+		hdr.SetBytesV("X-Request-ID", st.id)
+	case !valid || len(hdr.PeekAll("X-Request-ID")) > 1:
+		// Exactly one ID goes upstream, the one echoed to the client; any
+		// other copy the client sent goes.
+		hdr.Del("X-Request-ID")
 		hdr.SetBytesV("X-Request-ID", st.id)
 	}
 
@@ -146,6 +157,10 @@ func (h *handler) begin(ctx *fasthttp.RequestCtx) (st *reqState, buffered bool) 
 	}
 	cr := lv.routes[idx]
 	st.route, st.pool = cr, cr.pool
+	if cr.ipFilter && !ipAllowed(cr, realClient(ctx, snap)) {
+		h.reject(ctx, st, fasthttp.StatusForbidden, CodeForbidden, "client address is not allowed on this route")
+		return nil, false
+	}
 
 	// Body: a declared length over the limit is refused before anything is
 	// read; a chunked body is counted as it streams. Bodies small enough to
@@ -284,6 +299,12 @@ func (h *handler) rateLimit(ctx *fasthttp.RequestCtx, st *reqState, snap *snapsh
 // header edits, and the request line.
 func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, snap *snapshot, lv *listenerView, cr *compiledRoute) {
 	hdr := &ctx.Request.Header
+	if len(hdr.Host()) == 0 {
+		// An HTTP/1.0 request may omit Host; the request to the pod is
+		// HTTP/1.1, which must carry one (RFC 9112 §3.2): it names the
+		// address the client connected to, as nginx's $host does then.
+		hdr.SetHost(ctx.LocalAddr().String())
+	}
 	stripHopByHopRequest(hdr)
 	hdr.Del("Expect") // the edge answered any 100-continue itself
 
@@ -450,6 +471,13 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 				h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "request body could not be read")
 			}
 		default:
+			if pv.lb.Healthy() == 0 {
+				// Failing open (lb's panic mode) to endpoints that are all
+				// unhealthy, and they failed too: the pool has no healthy
+				// endpoint (contract: 503 no_healthy_upstream).
+				h.reject(ctx, st, fasthttp.StatusServiceUnavailable, CodeNoHealthyUpstream, "no healthy upstream endpoint (the unhealthy ones were tried and failed)")
+				return
+			}
 			h.reject(ctx, st, fasthttp.StatusBadGateway, CodeUpstreamError, "upstream connection failed")
 		}
 		return
@@ -530,24 +558,34 @@ func (h *handler) beginLog(ctx *fasthttp.RequestCtx, st *reqState) *accesslog.Re
 	if al == nil {
 		return nil
 	}
+	// The contract's fields are always there (empty or 0 when they do not
+	// apply); jwt_sub and error only when there is one.
 	r := al.Begin(st.start).
-		Str("request_id", st.id).
-		Str("client_ip", clientIPForLog(ctx, h.p.snap.Load(), st.buf[:0])).
-		Str("method", ctx.Method()).
-		Str("host", ctx.Host()).
-		Str("path", ctx.Path()).
-		String("listener", h.listener).
+		Field("request_id", st.id).
+		Field("client_ip", clientIPForLog(ctx, h.p.snap.Load(), st.buf[:0]))
+	if st.unparsed {
+		// fasthttp could not parse the head: its method and path are
+		// defaults, not what the client sent.
+		r.Field("method", nil).Field("host", nil).Field("path", nil)
+	} else {
+		r.Field("method", ctx.Method()).Field("host", ctx.Host()).Field("path", ctx.Path())
+	}
+	r.String("listener", h.listener).
 		Int("status", int64(st.status)).
 		Int("bytes_in", int64(max(ctx.Request.Header.ContentLength(), 0)))
+	var route, pool, endpoint string
+	upstreamStatus := 0
 	if st.route != nil {
-		r.String("route", st.route.name)
+		route = st.route.name
 	}
 	if st.pool != nil {
-		r.String("pool", st.pool.name)
+		pool = st.pool.name
 	}
 	if st.ep != nil {
-		r.String("endpoint", st.up.label).Int("upstream_status", int64(st.status))
+		endpoint, upstreamStatus = st.up.label, st.status
 	}
+	r.FieldString("route", route).FieldString("pool", pool).FieldString("endpoint", endpoint).
+		Int("upstream_status", int64(upstreamStatus))
 	if st.claims != nil {
 		if sub, ok := st.claims.Sub(); ok {
 			r.Str("jwt_sub", sub)
@@ -583,6 +621,7 @@ func (h *handler) finish(st *reqState, bytesOut int64) {
 func (h *handler) serveError(ctx *fasthttp.RequestCtx, err error) {
 	st := h.acquireState(time.Now())
 	st.id = h.p.ids.appendRequestID(st.id[:0])
+	st.unparsed = !errors.Is(err, fasthttp.ErrBodyTooLarge) // the head was read then
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
@@ -646,6 +685,14 @@ func (h *handler) hashKey(ctx *fasthttp.RequestCtx, st *reqState, pv *poolView) 
 	// client_ip, and the fallback of a request without the hashed value.
 	b := realClient(ctx, h.p.snap.Load()).As16()
 	return lb.Hash(b[:])
+}
+
+// ipAllowed applies a route's deny_ips, then allow_ips, to the client.
+func ipAllowed(cr *compiledRoute, client netip.Addr) bool {
+	if trusted(cr.cfg.DenyIPs, client) {
+		return false
+	}
+	return len(cr.cfg.AllowIPs) == 0 || trusted(cr.cfg.AllowIPs, client)
 }
 
 // peerAddr is the address of the connection's other end (after PROXY

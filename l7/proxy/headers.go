@@ -45,6 +45,9 @@ func forEachConnectionToken(v []byte, fn func(tok []byte)) {
 // Proxy-* header), without allocating: a switch on length first, since most
 // headers are none of them.
 func isHopByHop(k []byte) bool {
+	if isProxyHeader(k) {
+		return true
+	}
 	switch len(k) {
 	case 2, 7, 10, 16, 17, 18, 19:
 		for _, h := range hopByHop {
@@ -54,6 +57,55 @@ func isHopByHop(k []byte) bool {
 		}
 	}
 	return false
+}
+
+// isProxyHeader reports a Proxy-* header name: the family the contract
+// strips as hop-by-hop (Proxy-Authorization, Proxy-Connection, and any
+// other a client or a pod made up).
+func isProxyHeader(k []byte) bool {
+	return len(k) > len("Proxy-") && bytes.EqualFold(k[:len("Proxy-")], []byte("Proxy-"))
+}
+
+// maxProxyHeaders bounds the Proxy-* headers removed from one message; the
+// header size limit bounds them already, this bounds the quadratic scan.
+const maxProxyHeaders = 64
+
+// delProxyRequestHeaders deletes every Proxy-* header of h, one name at a
+// time (a header cannot be deleted while it is being iterated). Written per
+// header type: a generic or func-valued version lets All's iterator escape.
+func delProxyRequestHeaders(h *fasthttp.RequestHeader) {
+	var scratch [128]byte
+	for range maxProxyHeaders {
+		name := scratch[:0]
+		for k := range h.All() {
+			if isProxyHeader(k) {
+				name = append(name, k...)
+				break
+			}
+		}
+		if len(name) == 0 {
+			return
+		}
+		h.DelBytes(name)
+	}
+}
+
+// delProxyResponseHeaders is delProxyRequestHeaders for a response.
+func delProxyResponseHeaders(h *fasthttp.ResponseHeader) {
+	var scratch [128]byte
+	for range maxProxyHeaders {
+		name := scratch[:0]
+		for k := range h.All() {
+			if isProxyHeader(k) {
+				name = append(name, k...)
+				break
+			}
+		}
+		if len(name) == 0 {
+			return
+		}
+		h.DelBytes(name)
+	}
 }
 
 // stripHopByHopRequest removes hop-by-hop headers, and every header the
@@ -83,6 +135,7 @@ func stripHopByHopRequest(h *fasthttp.RequestHeader) {
 	for _, k := range hopByHop {
 		h.Del(k)
 	}
+	delProxyRequestHeaders(h)
 }
 
 // protectedRequestHeader reports headers a client may name in Connection
@@ -120,6 +173,7 @@ func stripHopByHopResponse(h *fasthttp.ResponseHeader) {
 	for _, k := range hopByHop {
 		h.Del(k)
 	}
+	delProxyResponseHeaders(h)
 }
 
 // trusted reports whether addr is in one of prefixes.

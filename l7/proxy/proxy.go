@@ -173,6 +173,10 @@ type Route struct {
 	MaxBodyBytes int64
 	// Timeout overrides the pool's response timeout; 0 inherits it.
 	Timeout time.Duration
+	// DenyIPs refuses clients whose address (the real client, see
+	// Config.TrustedProxies) is in any prefix: 403 forbidden. AllowIPs, when
+	// not empty, refuses every client outside its prefixes. Deny wins.
+	DenyIPs, AllowIPs []netip.Prefix
 }
 
 // HeaderOps edits headers: Remove first, then Add (which replaces).
@@ -303,6 +307,7 @@ type compiledRoute struct {
 	limits      []*routeLimit
 	routeKey    []byte // the bucket key of route-keyed limits
 	rateLimited bool
+	ipFilter    bool // DenyIPs or AllowIPs set
 }
 
 // routeLimit is one rate limit of a route, with its rejection counter.
@@ -386,7 +391,7 @@ func (p *Proxy) build(cfg Config) (*snapshot, error) {
 		maxBody = 10 << 20
 	}
 	for i, rc := range cfg.Routes {
-		cr := &compiledRoute{cfg: rc, name: rc.Name, maxBody: rc.MaxBodyBytes, timeout: rc.Timeout}
+		cr := &compiledRoute{cfg: rc, name: rc.Name, maxBody: rc.MaxBodyBytes, timeout: rc.Timeout, ipFilter: len(rc.DenyIPs)+len(rc.AllowIPs) > 0}
 		if cr.name == "" {
 			host := rc.Host
 			if host == "" {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -434,6 +435,8 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 		w.Header().Set("X-Upstream-Private", "secret")
 		w.Header().Set("Keep-Alive", "timeout=5")
 		w.Header().Set("Proxy-Authenticate", "Basic")
+		w.Header().Set("Proxy-Foo", "p")
+		w.Header().Set("proxy-bar", "q")
 		w.Header().Set("X-Kept", "yes")
 		w.Write(got) //nolint:errcheck
 	}
@@ -449,7 +452,7 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 	defer c.Close()
 	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive, X-Secret, X-Forwarded-For\r\n"+
 		"X-Secret: 1\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Authorization: Basic Zm9v\r\nProxy-Connection: keep-alive\r\n"+
-		"Upgrade: websocket\r\nTrailer: X-T\r\nX-Kept: 1\r\n\r\n")
+		"Upgrade: websocket\r\nTrailer: X-T\r\nProxy-Foo: y\r\nproxy-bar: q\r\nProxyish: kept\r\nX-Kept: 1\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +462,7 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 	if err := json.Unmarshal(body, &up); err != nil {
 		t.Fatalf("%v: %s", err, body)
 	}
-	for _, h := range []string{"Connection", "X-Secret", "Keep-Alive", "Te", "Proxy-Authorization", "Proxy-Connection", "Upgrade", "Trailer"} {
+	for _, h := range []string{"Connection", "X-Secret", "Keep-Alive", "Te", "Proxy-Authorization", "Proxy-Connection", "Proxy-Foo", "Proxy-Bar", "Upgrade", "Trailer"} {
 		if v, ok := up[h]; ok {
 			t.Errorf("upstream got hop-by-hop header %s: %q", h, v)
 		}
@@ -467,10 +470,13 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 	if _, ok := up["X-Kept"]; !ok {
 		t.Error("upstream lost an end-to-end header")
 	}
+	if _, ok := up["Proxyish"]; !ok {
+		t.Error("upstream lost a header that only starts like Proxy-")
+	}
 	if _, ok := up["X-Forwarded-For"]; !ok {
 		t.Error("a client removed X-Forwarded-For by naming it in Connection")
 	}
-	for _, h := range []string{"X-Upstream-Private", "Keep-Alive", "Proxy-Authenticate"} {
+	for _, h := range []string{"X-Upstream-Private", "Keep-Alive", "Proxy-Authenticate", "Proxy-Foo", "Proxy-Bar"} {
 		if v := resp.Header.Get(h); v != "" {
 			t.Errorf("client got hop-by-hop response header %s: %q", h, v)
 		}
@@ -646,6 +652,30 @@ func TestAccessLogLine(t *testing.T) {
 	if strings.Contains(line, "secret-token") {
 		t.Errorf("access log leaked a token: %s", line)
 	}
+
+	// Requests the edge answers itself carry the same fields, empty when
+	// they do not apply; a head fasthttp refused logs no invented method.
+	e.do(t, "GET", "example.com", "/nowhere", nil, nil)
+	rawRoundTrip(t, e.addr, "POST /app/x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx")
+	lines := strings.Split(strings.TrimSpace(e.waitLog(t, 3)), "\n")
+	for i, want := range []struct {
+		method, path string
+		status       float64
+	}{{"GET", "/nowhere", 404}, {"", "", 400}} {
+		line := lines[1+i]
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("access log line is not JSON: %v: %s", err, line)
+		}
+		for _, k := range []string{"time", "request_id", "client_ip", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_us", "route", "pool", "endpoint", "upstream_status", "error"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("access log lacks %q: %s", k, line)
+			}
+		}
+		if rec["method"] != want.method || rec["path"] != want.path || rec["status"] != want.status || rec["upstream_status"] != float64(0) || rec["endpoint"] != "" {
+			t.Errorf("access log fields wrong, want method %q path %q status %v: %s", want.method, want.path, want.status, line)
+		}
+	}
 }
 
 func TestDrainingAnswers503(t *testing.T) {
@@ -705,4 +735,153 @@ func TestUpdateSwapsRoutesAtomically(t *testing.T) {
 	if decodeEcho(t, body).Pod != "b" {
 		t.Error("a failed Update changed the serving config")
 	}
+}
+
+// rawRoundTrip sends raw request bytes on a new connection and reads one response.
+func rawRoundTrip(t *testing.T, addr, raw string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// TestOddRequestHeads covers heads a client library would not send: an
+// HTTP/1.0 request without Host, a Host with userinfo, repeated X-Request-ID.
+func TestOddRequestHeads(t *testing.T) {
+	a := startPod(t, "a")
+	pool := newPool(t, "app", lb.Config{}, a)
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": pool},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		for range 8 { // more than outlier ejection's consecutive failures
+			resp, body := rawRoundTrip(t, e.addr, "GET /x HTTP/1.0\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d (%s), want 200", resp.StatusCode, body)
+			}
+			if got := decodeEcho(t, body).Host; got != e.addr {
+				t.Errorf("pod saw Host %q, want the address the client connected to (%s)", got, e.addr)
+			}
+		}
+		if !pool.LB.Endpoints()[0].Healthy() {
+			t.Error("requests without Host took the pod out of rotation")
+		}
+	})
+	t.Run("Host with userinfo", func(t *testing.T) {
+		hits := a.hits.Load()
+		resp, body := rawRoundTrip(t, e.addr, "GET /x HTTP/1.1\r\nHost: user@example.com\r\n\r\n")
+		checkError(t, resp, body, http.StatusBadRequest, CodeBadRequest)
+		if a.hits.Load() != hits {
+			t.Error("the request reached the pod")
+		}
+	})
+	t.Run("repeated X-Request-ID", func(t *testing.T) {
+		for _, ids := range [][2]string{{"one", "two"}, {"bad id", "two"}} {
+			resp, body := rawRoundTrip(t, e.addr, "GET /x HTTP/1.1\r\nHost: example.com\r\nX-Request-ID: "+ids[0]+"\r\nX-Request-ID: "+ids[1]+"\r\n\r\n")
+			got := resp.Header.Get("X-Request-ID")
+			up := decodeEcho(t, body).Headers["X-Request-Id"]
+			if len(up) != 1 || up[0] != got {
+				t.Errorf("%q: pod saw X-Request-ID %q, client got %q; want one, the same", ids, up, got)
+			}
+			if ids[0] == "one" && got != "one" {
+				t.Errorf("%q: X-Request-ID = %q, want the first, valid one", ids, got)
+			}
+		}
+	})
+}
+
+func TestRouteIPFilters(t *testing.T) {
+	a := startPod(t, "a")
+	pfx := func(s ...string) []netip.Prefix {
+		var ps []netip.Prefix
+		for _, v := range s {
+			ps = append(ps, netip.MustParsePrefix(v))
+		}
+		return ps
+	}
+	e := startEdge(t, Options{}, Config{
+		Pools: map[string]*Pool{"app": newPool(t, "app", lb.Config{}, a)},
+		Routes: []Route{
+			{Prefix: "/denied/", Pool: "app", DenyIPs: pfx("127.0.0.0/8")},
+			{Prefix: "/allowed/", Pool: "app", AllowIPs: pfx("10.0.0.0/8", "127.0.0.1/32")},
+			{Prefix: "/elsewhere/", Pool: "app", AllowIPs: pfx("10.0.0.0/8")},
+			{Prefix: "/both/", Pool: "app", AllowIPs: pfx("127.0.0.0/8"), DenyIPs: pfx("127.0.0.1/32")},
+			{Prefix: "/", Pool: "app", DenyIPs: pfx("192.0.2.0/24")},
+		},
+		// X-Forwarded-For is believed from loopback: the filters see the real client.
+		TrustedProxies: pfx("127.0.0.0/8"),
+	})
+	tests := []struct {
+		path, xff string
+		status    int
+	}{
+		{"/denied/x", "", http.StatusForbidden},
+		{"/allowed/x", "", http.StatusOK},
+		{"/elsewhere/x", "", http.StatusForbidden},
+		{"/elsewhere/x", "10.1.2.3", http.StatusOK},
+		{"/both/x", "", http.StatusForbidden},
+		{"/x", "", http.StatusOK},
+		{"/x", "192.0.2.9", http.StatusForbidden},
+		{"/x", "192.0.2.9, 203.0.113.1", http.StatusOK}, // the client is the last untrusted hop
+	}
+	for _, tt := range tests {
+		hdr := map[string]string{}
+		if tt.xff != "" {
+			hdr["X-Forwarded-For"] = tt.xff
+		}
+		resp, body := e.do(t, "GET", "example.com", tt.path, hdr, nil)
+		if tt.status == http.StatusForbidden {
+			checkError(t, resp, body, http.StatusForbidden, CodeForbidden)
+		} else if resp.StatusCode != tt.status {
+			t.Errorf("%s from %q: status %d, want %d (%s)", tt.path, tt.xff, resp.StatusCode, tt.status, body)
+		}
+	}
+}
+
+// TestNoHealthyUpstream: a pool whose every endpoint failed its checks fails
+// open to them (lb's panic mode); when they fail again the answer is the
+// contract's 503 no_healthy_upstream, not 502.
+func TestNoHealthyUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	lp, err := lb.NewPool("dead", lb.Config{
+		Endpoints:   []lb.EndpointConfig{{Addr: dead}},
+		HealthCheck: lb.HealthCheck{Interval: time.Hour, Fall: 1, Rise: 1},
+		Outlier:     lb.OutlierDetection{Disabled: true},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"dead": {LB: lp, ConnectTimeout: 500 * time.Millisecond, ResponseTimeout: time.Second}},
+		Routes: []Route{{Prefix: "/", Pool: "dead"}},
+	})
+	// While the endpoint is believed healthy, a refused connection is a 502.
+	resp, body := e.do(t, "GET", "example.com", "/", nil, nil)
+	checkError(t, resp, body, http.StatusBadGateway, CodeUpstreamError)
+
+	lp.RecordCheck(lp.Endpoints()[0], errors.New("check failed"), time.Now())
+	if lp.Healthy() != 0 || !lp.Panicking() {
+		t.Fatalf("healthy = %d, panicking = %v; want 0, true", lp.Healthy(), lp.Panicking())
+	}
+	resp, body = e.do(t, "GET", "example.com", "/", nil, nil)
+	checkError(t, resp, body, http.StatusServiceUnavailable, CodeNoHealthyUpstream)
 }
