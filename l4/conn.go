@@ -177,6 +177,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.tcp.Read(p)
 }
 
+// Peeked returns the classified bytes not yet replayed by Read: before the
+// first Read, everything l4 read to classify the connection (for a plaintext
+// HTTP listener, the first request head at least). The caller must not
+// modify them.
+func (c *Conn) Peeked() []byte { return c.prefix }
+
 // Write writes to the socket.
 func (c *Conn) Write(p []byte) (int, error) { return c.tcp.Write(p) }
 

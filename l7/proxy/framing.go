@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -53,6 +55,70 @@ func (h *handler) serveFramed(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.serve(ctx)
+}
+
+// Listener wraps ln, whose connections Server(listener) is to serve, with
+// the one framing check fasthttp cannot be made to reach: fasthttp waits for
+// CRLF CRLF to end a request head, so a head whose lines end in bare LFs
+// only would hang until the read timeout (408) instead of getting its 400.
+// A connection l4 handed off with such a first head (l4.Conn's Peeked) is
+// answered 400 bad_request here and closed. A later request of that kind on
+// a kept-alive connection, or any with -accept go (no peeked bytes), still
+// meets the read timeout: nothing of it is forwarded either way. The loop
+// server (LoopServer) refuses every such head with 400.
+func (p *Proxy) Listener(listener string, ln net.Listener) net.Listener {
+	return &guardedListener{Listener: ln, h: &handler{p: p, listener: listener}}
+}
+
+type guardedListener struct {
+	net.Listener
+	h *handler
+}
+
+func (l *guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if pc, ok := c.(interface{ Peeked() []byte }); ok && bareLFHead(pc.Peeked()) {
+			go l.h.refuseConn(c, "header line ends in a bare LF")
+			continue
+		}
+		return c, nil
+	}
+}
+
+// bareLFHead reports whether b starts with a complete request head (as
+// headEnd finds it) that fasthttp would never see end: no CRLF CRLF in it.
+func bareLFHead(b []byte) bool {
+	end := headEnd(b)
+	return end > 0 && !bytes.Contains(b[:end], []byte("\r\n\r\n"))
+}
+
+// refuseConn answers a connection's first request with 400 bad_request
+// without parsing it, and closes the connection.
+func (h *handler) refuseConn(c net.Conn, reason string) {
+	defer c.Close()
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	ctx.Init(&req, c.RemoteAddr(), nil)
+	st := h.acquireState(time.Now())
+	st.id = h.p.ids.appendRequestID(st.id[:0])
+	st.unparsed = true
+	st.reason = reason
+	ctx.SetConnectionClose()
+	ctx.Response.Header.SetServer("edge")
+	h.reject(&ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, reason)
+	wt := h.p.opts.WriteTimeout
+	if wt <= 0 {
+		wt = 5 * time.Second
+	}
+	c.SetWriteDeadline(time.Now().Add(wt)) //nolint:errcheck // the write fails then
+	bw := bufio.NewWriter(c)
+	if ctx.Response.Write(bw) == nil {
+		bw.Flush() //nolint:errcheck // the client may be gone
+	}
 }
 
 // refuse answers a request the edge will not read further with the

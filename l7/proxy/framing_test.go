@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -350,5 +351,82 @@ func BenchmarkSettleBodyChunked1K(b *testing.B) {
 	b.SetBytes(1024)
 	for b.Loop() {
 		s.run(b)
+	}
+}
+
+// peekConn is a connection whose first bytes were read to classify it, as
+// l4 hands them off (l4.Conn): Read replays them, Peeked shows them.
+type peekConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *peekConn) Peeked() []byte { return c.prefix }
+
+func (c *peekConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// peekListener reads each connection's first request head before handing
+// it on, as l4's classification does.
+type peekListener struct{ net.Listener }
+
+func (l peekListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for headEnd(buf) < 0 {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	c.SetReadDeadline(time.Time{}) //nolint:errcheck
+	return &peekConn{Conn: c, prefix: buf}, nil
+}
+
+func TestListenerRefusesBareLFHead(t *testing.T) {
+	a := startPod(t, "a")
+	p, err := New(Options{ReadTimeout: 10 * time.Second}, Config{
+		Listeners: []Listener{{Name: "web"}},
+		Pools:     map[string]*Pool{"app": newPool(t, "app", lb.Config{}, a)},
+		Routes:    []Route{{Prefix: "/", Pool: "app"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Server("web")
+	go srv.Serve(p.Listener("web", peekListener{ln})) //nolint:errcheck
+	t.Cleanup(func() { srv.Shutdown() })              //nolint:errcheck
+	addr := ln.Addr().String()
+
+	// Before the fix this waited for the 10s read timeout (408); rawRoundTrip
+	// gives up after 5s.
+	resp, body := rawRoundTrip(t, addr, "GET /a HTTP/1.1\nHost: example.com\nConnection: close\n\n")
+	checkError(t, resp, body, http.StatusBadRequest, CodeBadRequest)
+	if !resp.Close {
+		t.Error("the connection stays open after a refused head")
+	}
+	// A well-framed head still goes through the same listener.
+	resp, body = rawRoundTrip(t, addr, "GET /a HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("well-framed request: status %d (%s)", resp.StatusCode, body)
+	}
+	if a.hits.Load() != 1 {
+		t.Errorf("pod hits = %d, want 1 (the refused head must not reach it)", a.hits.Load())
 	}
 }
