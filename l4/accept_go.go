@@ -17,17 +17,7 @@ import (
 // per connection that reads the first bytes with a deadline.
 func (l *listener) startGo() error {
 	set := l.set.Load()
-	lc := net.ListenConfig{}
-	if l.srv.cfg.ReusePort {
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			})
-			return errors.Join(err, serr)
-		}
-	}
-	ln, err := lc.Listen(context.Background(), "tcp", set.Address)
+	ln, err := listenTCP(set.Address, l.srv.cfg.ReusePort)
 	if err != nil {
 		return err
 	}
@@ -40,6 +30,22 @@ func (l *listener) startGo() error {
 	l.goDone = make(chan struct{})
 	go l.acceptLoop(ln)
 	return nil
+}
+
+// listenTCP listens on address with Go's defaults (SO_REUSEADDR), and
+// SO_REUSEPORT when reusePort.
+func listenTCP(address string, reusePort bool) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	if reusePort {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	return lc.Listen(context.Background(), "tcp", address)
 }
 
 // acceptNext accepts one TCP connection, backing off on errors such as

@@ -382,8 +382,31 @@ func (l *listener) startGnet() error {
 	case <-first.booted:
 		return nil
 	case err := <-firstErr:
-		return fmt.Errorf("l4: listener %q: gnet on %s: %w", l.set.Load().Name, l.set.Load().Address, err)
+		set := l.set.Load()
+		if perr := probeListen(set.Address, cfg.ReusePort); perr != nil {
+			// gnet v2.9.7 loses a failed bind(2): with TCP keep-alive set
+			// it goes on to setsockopt the socket it has just closed and
+			// returns that EBADF instead. The same bind from net says why.
+			err = perr
+		}
+		return fmt.Errorf("l4: listener %q: gnet on %s: %w", set.Name, set.Address, err)
 	}
+}
+
+// probeListen binds address the way gnet would (SO_REUSEADDR, and
+// SO_REUSEPORT when reusePort) and closes it at once; it returns the
+// system's error (e.g. "bind: address already in use"), or nil.
+func probeListen(address string, reusePort bool) error {
+	ln, err := listenTCP(address, reusePort)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			return oe.Err
+		}
+		return err
+	}
+	ln.Close()
+	return nil
 }
 
 func (l *listener) superviseGnet(h *gnetHandler, opts []gnet.Option, firstErr chan<- error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -247,4 +248,36 @@ func TestHandshakeTimeoutGoClassify(t *testing.T) {
 	}
 	waitFor(t, "timeouts counted", func() bool { return stats(s, "tls").Rejected[RejectHandshakeTimeout] == 50 })
 	waitFor(t, "no active connections", func() bool { return stats(s, "tls").Active == 0 })
+}
+
+// TestPortInUseSaysSo: a listener whose port is taken fails Start with the
+// bind error under both accept paths (gnet used to report the EBADF of a
+// setsockopt on the socket it had closed after the failed bind).
+func TestPortInUseSaysSo(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, mode := range acceptModes() {
+		for _, reuse := range []bool{false, true} {
+			if reuse && mode == AcceptGo {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/reuseport=%v", mode, reuse), func(t *testing.T) {
+				s, err := New(Config{Accept: mode, ReusePort: reuse, Logf: t.Logf, Listeners: []ListenerConfig{{Name: "x", Address: taken.Addr().String()}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = s.Start()
+				if err == nil {
+					s.Shutdown(context.Background()) //nolint:errcheck
+					t.Fatal("Start on a port in use succeeded")
+				}
+				if !strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "bad file descriptor") {
+					t.Errorf("Start on a port in use: %v, want the bind error (address already in use)", err)
+				}
+			})
+		}
+	}
 }
