@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"example.com/edge/cmd/edge/config"
@@ -71,9 +71,8 @@ func buildPlan(f *config.File, prev *plan, hooks planHooks, errs *config.Errors,
 		if prev != nil {
 			prevPool = prev.pools[pname]
 		}
-		before := len(errs.Problems)
-		lcfg, checker := lbConfig(pname, pc, errs, log)
-		if len(errs.Problems) > before {
+		lcfg, checker, ok := lbConfig(pname, pc, errs, log)
+		if !ok {
 			continue
 		}
 		pool, err := lb.NewPool(pname, lcfg, prevPool)
@@ -131,6 +130,8 @@ func buildPlan(f *config.File, prev *plan, hooks planHooks, errs *config.Errors,
 			Compress:        r.Compress,
 			MaxBodyBytes:    r.MaxBodyBytes,
 			Timeout:         r.Timeout.D(),
+			AllowIPs:        config.Prefixes(r.AllowIPs),
+			DenyIPs:         config.Prefixes(r.DenyIPs),
 		})
 	}
 
@@ -245,6 +246,11 @@ func (p *plan) buildL4(f *config.File, hooks planHooks, errs *config.Errors, log
 		switch {
 		case l.Pool != "":
 			lc.Kind, lc.Pool = l4.KindRelay, l.Pool
+			if l.TLS != nil {
+				// The file already says tls does not apply here; still
+				// check the files it names, so one run lists every problem.
+				p.buildTerminator(l, planHooks{}, errs)
+			}
 		case l.TLS != nil || len(l.Passthrough) > 0:
 			lc.Kind = l4.KindTLS
 			if len(l.Passthrough) > 0 {
@@ -286,6 +292,7 @@ func (p *plan) buildTerminator(l config.Listener, hooks planHooks, errs *config.
 		if err != nil {
 			errs.Addf(c.At("curve_preferences"), "%s.curve_preferences: %v", path, err)
 			ok = false
+			continue
 		}
 		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
 	}
@@ -301,9 +308,8 @@ func (p *plan) buildTerminator(l config.Listener, hooks planHooks, errs *config.
 	if hooks.onTLSReload != nil {
 		cfg.OnReload = hooks.onTLSReload(l.Name)
 	}
-	if !ok {
-		return nil
-	}
+	// Load the files even when a setting above is bad (left out of cfg),
+	// so that their problems are listed in the same run.
 	t, err := tlsterm.New(cfg)
 	if err != nil {
 		for _, e := range unjoin(err) {
@@ -326,57 +332,10 @@ func (p *plan) buildTerminator(l config.Listener, hooks planHooks, errs *config.
 		}
 		return nil
 	}
-	return t
-}
-
-var keysIndexRE = regexp.MustCompile(`keys\[(\d+)\]`)
-
-// buildJWT loads every policy's keys. A policy replacing one of prev keeps
-// its fetched JWKS keys (jwt.Config.Previous), so a reload never brings back
-// 503 jwks_unavailable.
-func (p *plan) buildJWT(f *config.File, prev *plan, errs *config.Errors, log *slog.Logger) {
-	p.jwt = map[string]*jwt.Policy{}
-	for _, name := range sortedKeys(f.JWT) {
-		jc := f.JWT[name]
-		cfg := jwt.Config{
-			Algorithms:  jc.Algorithms,
-			Issuer:      jc.Issuer,
-			Audience:    jc.Audience,
-			Leeway:      jc.Leeway.D(),
-			ExpOptional: jc.RequireExp != nil && !*jc.RequireExp,
-			CacheBytes:  jc.CacheBytes,
-			Logf: func(format string, args ...any) {
-				log.Info(fmt.Sprintf(format, args...), "component", "jwt", "policy", name)
-			},
-		}
-		if len(jc.ForwardClaims) > 0 {
-			cfg.ForwardClaims = jc.ForwardClaims
-		}
-		for _, k := range jc.Keys {
-			cfg.Keys = append(cfg.Keys, jwt.KeyConfig{
-				PEMFile: k.PEMFile, HMACSecretFile: k.HMACSecretFile, JWKSFile: k.JWKSFile, JWKSURL: k.JWKSURL,
-				Alg: k.Alg, Kid: k.Kid, Refresh: k.Refresh.D(),
-			})
-		}
-		if prev != nil {
-			cfg.Previous = prev.jwt[name]
-		}
-		pol, err := jwt.NewPolicy(name, cfg)
-		if err != nil {
-			// Point at the key entry the error names, when it names one.
-			for _, e := range unjoin(err) {
-				line := jc.Line
-				if m := keysIndexRE.FindStringSubmatch(e.Error()); m != nil {
-					if i, _ := strconv.Atoi(m[1]); i < len(jc.Keys) {
-						line = jc.Keys[i].Line
-					}
-				}
-				errs.Addf(line, "jwt.%s: %v", name, e)
-			}
-			continue
-		}
-		p.jwt[name] = pol
+	if !ok {
+		return nil
 	}
+	return t
 }
 
 // buildLimits builds the rate limiters. A limit whose settings did not
@@ -443,22 +402,53 @@ func (p *plan) buildLimits(f *config.File, prev *plan, errs *config.Errors, log 
 	}
 }
 
+// unjoin flattens err into the errors it joins (errors.Join, nested
+// included), so that each is reported on its own line.
 func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+	if err == nil {
+		return nil
 	}
-	return []error{err}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, unjoin(e)...)
+	}
+	return out
 }
 
-func lbConfig(name string, pc *config.Pool, errs *config.Errors, log *slog.Logger) (lb.Config, lb.Checker) {
+// lbConfig adapts a pool; ok is false when the pool must not be built (a
+// problem was reported, here or by the file's own checks).
+func lbConfig(name string, pc *config.Pool, errs *config.Errors, log *slog.Logger) (_ lb.Config, _ lb.Checker, ok bool) {
 	var c lb.Config
 	path := "pools." + name
+	before := len(errs.Problems)
+	// Each endpoint is judged here once, at its own line: an empty list and
+	// endpoints written twice are the file's checks' to report, so lb's
+	// whole-pool Validate below never sees them again.
+	raw := map[string]bool{}
+	names := map[string]int{}
 	for i, ep := range pc.Endpoints {
+		if raw[ep.Value] {
+			continue // config: duplicate endpoint
+		}
+		raw[ep.Value] = true
 		e, err := lb.ParseEndpoint(ep.Value)
 		if err != nil {
 			errs.Addf(ep.Line, "%s.endpoints[%d]: %v", path, i, err)
 			continue
 		}
+		id := e.Name
+		if id == "" {
+			id = e.Addr
+		}
+		if j, dup := names[id]; dup {
+			errs.Addf(ep.Line, "%s.endpoints[%d]: endpoint name %q is already that of endpoints[%d] (names must be unique: they are the consistent-hash identity)", path, i, id, j)
+			continue
+		}
+		names[id] = i
 		c.Endpoints = append(c.Endpoints, e)
 	}
 	pol, err := lb.ParsePolicy(pc.Balance)
@@ -520,10 +510,21 @@ func lbConfig(name string, pc *config.Pool, errs *config.Errors, log *slog.Logge
 		}
 		log.Info("endpoint health changed", attrs...)
 	}
-	if err := c.Validate(); err != nil && len(c.Endpoints) == len(pc.Endpoints) {
-		errs.Addf(pc.Line, "%s: %v", path, err)
+	// What lb alone checks (hash_balance_factor, limits) is checked even
+	// when no endpoint was usable, against a stand-in endpoint.
+	vc := c
+	if len(vc.Endpoints) == 0 {
+		vc.Endpoints = []lb.EndpointConfig{{Addr: "127.0.0.1:1"}}
 	}
-	return c, checker
+	if err := vc.Validate(); err != nil {
+		line := pc.Line
+		if strings.Contains(err.Error(), "hash_balance_factor") {
+			line = pc.At("hash_balance_factor")
+		}
+		errs.Addf(line, "%s: %v", path, err)
+	}
+	ok = len(errs.Problems) == before && len(pc.Endpoints) > 0 && len(c.Endpoints) == len(pc.Endpoints)
+	return c, checker, ok
 }
 
 func headerOps(h config.HeaderOps) proxy.HeaderOps {

@@ -37,6 +37,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		return extraArgs(stderr, "edge demo", fs.Args(), fs.Usage)
+	}
 	tf.parsed()
 	if err := tf.check(); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -58,6 +61,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	tf.apply(f)
+	if err := checkServeAccept(f); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	log := newLogger(f.Tuning, stderr)
 	sig := notifySignals()
 	rt, err := start(d.configPath, f, tf, log, stdout)
@@ -66,7 +73,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	d.printWelcome(stdout, rt)
+	d.printWelcome(stdout, rt, f.Tuning.AccessLog)
 	return serveSignals(rt, sig)
 }
 
@@ -281,7 +288,9 @@ func startDemoPod(name string, d *demo) (*demoPod, error) {
 	return p, nil
 }
 
-func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime) {
+// printWelcome prints the demo's addresses and curl lines; accessLog is
+// the access log in effect (the file's, or -access-log).
+func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime, accessLog string) {
 	_, httpPort, _ := net.SplitHostPort(d.httpAddr)
 	_, httpsPort, _ := net.SplitHostPort(d.httpsAddr)
 	httpHost, _, _ := net.SplitHostPort(d.httpAddr)
@@ -290,7 +299,19 @@ func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime) {
 	if rt.admin != nil {
 		admin = rt.admin.addr
 	}
+	// The access log line names the log actually written: none when it
+	// goes to stdout or is off.
+	logFile, tail := "", ""
+	switch accessLog {
+	case "", "-", "off":
+	default:
+		if filepath.Dir(accessLog) == d.dir {
+			logFile = ", " + filepath.Base(accessLog)
+		}
+		tail = "\n  tail -n 3 " + accessLog
+	}
 	r := strings.NewReplacer(
+		"$LOGFILE", logFile, "$TAIL", tail,
 		"$HTTPPORT", httpPort, "$HTTPSPORT", httpsPort, "$HTTPHOST", httpHost, "$HTTPSHOST", httpsHost,
 		"$ADMIN", admin, "$DIR", d.dir, "$CRT", filepath.Join(d.dir, "example.com.crt"),
 		"$APP1", d.pods[0].addr(), "$APP2", d.pods[1].addr(), "$AUTH1", d.pods[2].addr(), "$AUTH2", d.pods[3].addr(),
@@ -301,7 +322,7 @@ edge demo: example.com's whole request path, running on loopback
   HTTPS  https://example.com:$HTTPSPORT  -> $HTTPSHOST   (TLS 1.3, X25519MLKEM768, self-signed cert for example.com)
   admin  http://$ADMIN                 (/metrics /healthz /readyz /config)
   pods   app-1 $APP1  app-2 $APP2  auth-1 $AUTH1  auth-2 $AUTH2
-  files  $DIR  (edge.yaml, certificate, public key, access.log)
+  files  $DIR  (edge.yaml, certificate, public key$LOGFILE)
 
 Paste these into a shell:
 
@@ -328,8 +349,7 @@ Paste these into a shell:
   curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -X PATCH -H "Authorization: Bearer $TOKEN" http://example.com:$HTTPPORT/app/dashboard
 
   # 7. what the edge saw
-  curl -s http://$ADMIN/metrics | grep -E '^edge_(requests|jwt|ratelimit|tls|upstream_healthy)'
-  tail -n 3 $DIR/access.log
+  curl -s http://$ADMIN/metrics | grep -E '^edge_(requests|jwt|ratelimit|tls|upstream_healthy)'$TAIL
 
 Stop with Ctrl-C: the edge drains in-flight requests, then exits.
 `)

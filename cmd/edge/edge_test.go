@@ -341,7 +341,7 @@ routes:
 	for _, want := range []string{
 		"bad.yaml:4: pools.app.endpoints[0]:",
 		"bad.yaml:4: pools.app.balance:",
-		"bad.yaml:8: jwt.users:",
+		"bad.yaml:8: jwt.users.keys[0]: open ",
 		"bad.yaml:11: routes[1].pool: unknown pool \"ap\"",
 		"bad.yaml:2:",
 		"missing.crt",
@@ -447,7 +447,9 @@ routes:
 	}
 	http.Get("http://" + p.addr("web") + "/") //nolint:errcheck
 	_, metrics := get("/metrics")
-	for _, want := range []string{`edge_requests_total{code="200",route="*/"}`, "edge_request_duration_seconds_bucket", "edge_upstream_healthy", "go_goroutines", "edge_l4_connections_active"} {
+	// edge_config_reloads_total is there before the first SIGHUP, at 0.
+	for _, want := range []string{`edge_requests_total{code="200",route="*/"}`, "edge_request_duration_seconds_bucket", "edge_upstream_healthy", "go_goroutines", "edge_l4_connections_active",
+		`edge_config_reloads_total{result="success"} 0`, `edge_config_reloads_total{result="failure"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -126,6 +126,9 @@ func (t *tuningFlags) check() error {
 	if err := oneOf("serve", t.serve, "goroutine", "loop"); err != nil {
 		return err
 	}
+	if t.set["serve"] && t.set["accept"] && t.serve == "loop" && t.accept == "go" {
+		return fmt.Errorf("edge: -serve loop needs the gnet accept layer (-accept gnet), not -accept go")
+	}
 	for name, v := range map[string]int64{"event-loops": int64(t.eventLoops), "read-buffer-size": int64(t.readBuf),
 		"write-buffer-size": int64(t.writeBuf), "max-conns": int64(t.maxConns), "max-conns-per-ip": int64(t.maxConnsPerIP),
 		"max-header-bytes": int64(t.maxHeader), "max-body-bytes": t.maxBody, "upstream-max-conns": int64(t.upstreamMaxConns)} {

@@ -98,6 +98,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		return extraArgs(stderr, "edge", fs.Args(), fs.Usage)
+	}
 	tf.parsed()
 	if err := tf.check(); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -113,6 +116,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	tf.apply(f)
+	if err := checkServeAccept(f); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	log := newLogger(f.Tuning, stderr)
 	sig := notifySignals()
 	rt, err := start(*path, f, tf, log, stdout)
@@ -167,34 +174,61 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	// `edge check FILE` is accepted for -config FILE; anything more is a
+	// mistake (a flag after the file name is not parsed as one).
 	if *path == "" && fs.NArg() == 1 {
 		*path = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return extraArgs(stderr, "edge check", fs.Args(), fs.Usage)
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "edge check: -config FILE is required")
 		return 2
 	}
-	// Every problem at once: the file's own, then (from a best-effort
-	// reading of it) what the components find in the files it names.
-	f, err := config.Load(*path)
-	errs := &config.Errors{File: *path}
+	if err := checkConfig(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// checkConfig is edge check: every problem at once, the file's own, then
+// (from a best-effort reading of it) what the components find in the files
+// it names. The error is a *config.Errors unless the file cannot be read.
+func checkConfig(path string) error {
+	f, err := config.Load(path)
+	errs := &config.Errors{File: path}
 	var ce *config.Errors
 	switch {
 	case errors.As(err, &ce):
 		errs.Problems = append(errs.Problems, ce.Problems...)
 	case err != nil:
-		fmt.Fprintln(stderr, err)
-		return 1
+		return err
 	}
 	if f != nil {
 		if p, err := buildPlan(f, nil, planHooks{}, errs, discardLogger()); err == nil {
 			p.release(nil)
 		}
 	}
-	if err := errs.Err(); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	return errs.Err()
+}
+
+// extraArgs reports arguments left after the flags (often a flag written
+// after a file name, where the flag package stops parsing): usage, exit 2.
+func extraArgs(stderr io.Writer, cmd string, args []string, usage func()) int {
+	fmt.Fprintf(stderr, "%s: unexpected argument %q (flags go before arguments; see -h)\n", cmd, args[0])
+	if usage != nil {
+		usage()
 	}
-	fmt.Fprintln(stdout, "ok")
-	return 0
+	return 2
+}
+
+// checkServeAccept refuses serve: loop without the gnet accept layer, from
+// the file and the flags together (each alone is checked where it is read).
+func checkServeAccept(f *config.File) error {
+	if f.Tuning.Serve == "loop" && f.Tuning.Accept == "go" {
+		return errors.New("edge: -serve loop (tuning.serve: loop) needs the gnet accept layer, but accept is go; use -accept gnet or -serve goroutine")
+	}
+	return nil
 }

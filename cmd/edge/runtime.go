@@ -70,6 +70,10 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 		servers: map[string]*fasthttp.Server{}}
 	rt.poolsCtx, rt.stop = context.WithCancel(context.Background())
 	rt.reloads = rt.reg.Counter("edge_config_reloads_total", "Configuration reloads, by result.", "result")
+	// Both series exist from the start, at 0, so a scrape before the first
+	// SIGHUP finds the metric (and rate() sees the first reload).
+	rt.reloads.With("success")
+	rt.reloads.With("failure")
 	rt.tlsHS = rt.reg.Counter("edge_tls_handshakes_total", "TLS handshakes completed, by listener, version and key exchange group.", "listener", "version", "group")
 
 	p, err := buildPlan(f, nil, rt.hooks(), &config.Errors{File: path}, log)

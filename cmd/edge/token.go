@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +28,8 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("edge token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	alg := fs.String("alg", "", "algorithm: "+strings.Join(mint.Algorithms(), ", "))
-	keyPath := fs.String("key", "", "signing key: PEM private key, private JWK, or HMAC secret file")
-	kid := fs.String("kid", "", "key ID header")
+	keyPath := fs.String("key", "", "signing key: PEM private key, private JWK (or a JWK Set holding it), or HMAC secret file")
+	kid := fs.String("kid", "", "key ID header; also picks the key of a JWK Set (default: the JWK's own kid)")
 	sub := fs.String("sub", "", "subject claim")
 	aud := fs.String("aud", "", "audience claim (comma-separated for several)")
 	iss := fs.String("iss", "", "issuer claim")
@@ -45,8 +49,15 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		return extraArgs(stderr, "edge token", fs.Args(), fs.Usage)
+	}
 	if *alg == "" {
 		fmt.Fprintln(stderr, "edge token: -alg is required")
+		return 2
+	}
+	if !slices.Contains(mint.Algorithms(), *alg) {
+		fmt.Fprintf(stderr, "edge token: unknown algorithm %q (want one of %s)\n", *alg, strings.Join(mint.Algorithms(), ", "))
 		return 2
 	}
 	if *genkey != "" {
@@ -62,10 +73,13 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge token: -key is required")
 		return 2
 	}
-	key, err := mint.LoadKey(*keyPath, *alg)
+	key, jwkKid, err := loadSigningKey(*keyPath, *alg, *kid)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if *kid == "" {
+		*kid = jwkKid
 	}
 	opts := mint.Options{Alg: *alg, Kid: *kid, Subject: *sub, Issuer: *iss, Scope: *scope, TTL: *ttl, NoExp: *noExp}
 	if *aud != "" {
@@ -122,4 +136,87 @@ func writeKeyPair(prefix, alg, kid string) ([]string, error) {
 		written = append(written, f.name)
 	}
 	return written, nil
+}
+
+// loadSigningKey reads -key for alg. A JWK Set is accepted when it holds
+// one key, or when kid picks one; a JWK's kid is returned for the header.
+func loadSigningKey(path, alg, kid string) (key any, jwkKid string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("edge token: -key: %w", err)
+	}
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
+		jwk, err := pickJWK(trimmed, kid)
+		if err != nil {
+			return nil, "", fmt.Errorf("edge token: -key %s: %w", path, err)
+		}
+		data = jwk
+		var hdr struct {
+			Kid string `json:"kid"`
+		}
+		json.Unmarshal(jwk, &hdr) //nolint:errcheck // pickJWK parsed it
+		jwkKid = hdr.Kid
+	}
+	key, err = mint.ParseKey(data, alg)
+	if err != nil {
+		return nil, "", fmt.Errorf("edge token: -key %s: %w", path, err)
+	}
+	return key, jwkKid, nil
+}
+
+// pickJWK returns the private JWK in data: data itself, or the one key of a
+// JWK Set (the one whose kid is kid, when kid is set).
+func pickJWK(data []byte, kid string) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, fmt.Errorf("not a JWK or JWK Set: %w", err)
+	}
+	type member struct {
+		Kty string `json:"kty"`
+		Kid string `json:"kid"`
+		D   string `json:"d"`
+	}
+	var m member
+	where := "the JWK"
+	if raw, ok := obj["keys"]; ok {
+		var keys []json.RawMessage
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			return nil, errors.New(`a JWK Set whose "keys" is not an array`)
+		}
+		var kids []string
+		pick := -1
+		for i, k := range keys {
+			var km member
+			if err := json.Unmarshal(k, &km); err != nil {
+				return nil, fmt.Errorf("a JWK Set whose keys[%d] is not a JWK object", i)
+			}
+			kids = append(kids, strconv.Quote(km.Kid))
+			if kid == "" || km.Kid == kid {
+				if pick >= 0 && kid != "" {
+					return nil, fmt.Errorf("a JWK Set with more than one key of kid %q", kid)
+				}
+				pick = i
+			}
+		}
+		switch {
+		case len(keys) == 0:
+			return nil, errors.New("an empty JWK Set")
+		case kid != "" && pick < 0:
+			return nil, fmt.Errorf("a JWK Set with no key of kid %q (kids: %s)", kid, strings.Join(kids, ", "))
+		case kid == "" && len(keys) > 1:
+			return nil, fmt.Errorf("a JWK Set of %d keys: pick one with -kid (kids: %s)", len(keys), strings.Join(kids, ", "))
+		}
+		data = keys[pick]
+		json.Unmarshal(data, &m) //nolint:errcheck // decoded above
+		where = fmt.Sprintf("the JWK Set's keys[%d]", pick)
+	} else if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("not a JWK: %w", err)
+	}
+	if m.Kty == "" {
+		return nil, fmt.Errorf("%s has no \"kty\"", where)
+	}
+	if m.Kty != "oct" && m.D == "" {
+		return nil, fmt.Errorf("%s is a public key (no \"d\"); sign with the private key (-genkey writes it to PREFIX.key)", where)
+	}
+	return data, nil
 }

@@ -63,6 +63,16 @@ func (e *Endpoint) decodeNode(d *decoder, n *yaml.Node, path string) {
 	e.Value = n.Value
 }
 
+func (it *ListItem) decodeNode(d *decoder, n *yaml.Node, path string) {
+	it.Line = n.Line
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.errorf(n.Line, path, "want a string, got %s", kindName(n))
+		it.bad = true
+		return
+	}
+	it.Value = n.Value
+}
+
 func (s *StringOrList) decodeNode(d *decoder, n *yaml.Node, path string) {
 	if n.Kind == yaml.ScalarNode {
 		*s = StringOrList{n.Value}
@@ -357,3 +367,6 @@ func editDistance(a, b string) int {
 
 // MarshalYAML renders the endpoint as written (used by /config).
 func (e Endpoint) MarshalYAML() (any, error) { return e.Value, nil }
+
+// MarshalYAML renders the item as written (used by /config).
+func (it ListItem) MarshalYAML() (any, error) { return it.Value, nil }

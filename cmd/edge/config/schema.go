@@ -125,6 +125,14 @@ type Endpoint struct {
 	Line  int
 }
 
+// ListItem is one string of a list that keeps its own line for error
+// reports (an IP list written one entry per line).
+type ListItem struct {
+	Value string
+	Line  int
+	bad   bool // not a string: already reported
+}
+
 // HealthCheck is an active check of every endpoint.
 type HealthCheck struct {
 	Pos          `yaml:"-"`
@@ -212,6 +220,11 @@ type Route struct {
 	Compress        []string     `yaml:"compress"`
 	MaxBodyBytes    int64        `yaml:"max_body_bytes"`
 	Timeout         Duration     `yaml:"timeout"` // overrides the pool's response_timeout
+	// AllowIPs, when set, admits only clients (the real client IP, see
+	// trusted_proxies) inside one of these CIDRs or IPs; DenyIPs refuses
+	// the clients inside them and wins over AllowIPs. Both answer 403.
+	AllowIPs []ListItem `yaml:"allow_ips"`
+	DenyIPs  []ListItem `yaml:"deny_ips"`
 }
 
 // HeaderOps adds and removes headers.

@@ -25,18 +25,22 @@ func validate(f *File, e *Errors) {
 	validateTuning(&f.Tuning, e)
 
 	listeners := map[string]*Listener{}
-	addrs := map[string]string{}
+	byName := map[string]int{}
+	addrs := map[string]int{} // "host:port" or "*:port" -> index of the listener bound there
 	for i := range f.Listeners {
 		l := &f.Listeners[i]
 		path := fmt.Sprintf("listeners[%d]", i)
+		dupOf := -1
 		switch {
 		case l.Name == "":
 			e.addf(l.Line, "%s: name is required", path)
 		case listeners[l.Name] != nil:
-			e.addf(l.At("name"), "%s: duplicate listener name %q", path, l.Name)
+			dupOf = byName[l.Name]
 		default:
 			listeners[l.Name] = l
+			byName[l.Name] = i
 		}
+		overlaps := -1
 		if l.Address == "" {
 			e.addf(l.Line, "%s: address is required", path)
 		} else if checkAddr(e, l.At("address"), path+".address", l.Address) {
@@ -45,24 +49,36 @@ func validate(f *File, e *Errors) {
 			// on the same port.
 			host, port, _ := net.SplitHostPort(l.Address)
 			if port != "0" {
-				for _, key := range []string{host + ":" + port, "*:" + port} {
-					if other, dup := addrs[key]; dup {
-						e.addf(l.At("address"), "%s.address: %q overlaps listener %q", path, l.Address, other)
-						break
-					}
-				}
-				if host == "" || host == "0.0.0.0" || host == "::" {
-					addrs["*:"+port] = l.Name
-					for k, v := range addrs {
-						if strings.HasSuffix(k, ":"+port) && k != "*:"+port && v != l.Name {
-							e.addf(l.At("address"), "%s.address: %q overlaps listener %q", path, l.Address, v)
-							break
+				wild := host == "" || host == "0.0.0.0" || host == "::"
+				if j, ok := addrs["*:"+port]; ok {
+					overlaps = j
+				} else if j, ok := addrs[host+":"+port]; ok {
+					overlaps = j
+				} else if wild {
+					for k, j := range addrs {
+						if strings.HasSuffix(k, ":"+port) && (overlaps < 0 || j < overlaps) {
+							overlaps = j
 						}
 					}
-				} else {
-					addrs[host+":"+port] = l.Name
+				}
+				if wild {
+					host = "*"
+				}
+				if _, taken := addrs[host+":"+port]; !taken {
+					addrs[host+":"+port] = i
 				}
 			}
+		}
+		// One line per listener for its name and address clashes, naming
+		// the other listener once, by index and name.
+		switch {
+		case dupOf >= 0 && overlaps == dupOf:
+			e.addf(l.At("name"), "%s: duplicate of listeners[%d]: same name %q and address %q", path, dupOf, l.Name, l.Address)
+		case dupOf >= 0:
+			e.addf(l.At("name"), "%s.name: %q is already the name of listeners[%d]", path, l.Name, dupOf)
+		}
+		if overlaps >= 0 && overlaps != dupOf {
+			e.addf(l.At("address"), "%s.address: %q overlaps listeners[%d] (%q, %s)", path, l.Address, overlaps, f.Listeners[overlaps].Name, f.Listeners[overlaps].Address)
 		}
 		if l.Pool != "" {
 			if f.Pools[l.Pool] == nil {
@@ -235,7 +251,11 @@ func validateJWT(name string, p *JWTPolicy, e *Errors) {
 			e.addf(k.Line, "%s.keys[%d]: alg is required for pem_file and hmac_secret_file (a key is bound to one algorithm)", path, i)
 		}
 	}
-	for claim, header := range p.ForwardClaims {
+	for _, claim := range sortedKeys(p.ForwardClaims) {
+		header := p.ForwardClaims[claim]
+		if claim == "" {
+			e.addf(p.At("forward_claims"), "%s.forward_claims: a claim name is required (got \"\" -> %q)", path, header)
+		}
 		if !IsToken(header) {
 			e.addf(p.At("forward_claims"), "%s.forward_claims.%s: %q is not a valid header name", path, claim, header)
 		}
@@ -332,25 +352,71 @@ func validateRoutes(f *File, listeners map[string]*Listener, e *Errors) {
 		if r.MaxBodyBytes < 0 {
 			e.addf(r.At("max_body_bytes"), "%s.max_body_bytes: must not be negative", path)
 		}
-		for name := range r.RequestHeaders.Add {
-			if !IsToken(name) {
-				e.addf(r.RequestHeaders.At("add"), "%s.request_headers.add: %q is not a valid header name", path, name)
-			}
+		checkHeaderOps(e, path+".request_headers", &r.RequestHeaders)
+		checkHeaderOps(e, path+".response_headers", &r.ResponseHeaders)
+		checkIPList(e, r.At("allow_ips"), path+".allow_ips", r.AllowIPs)
+		checkIPList(e, r.At("deny_ips"), path+".deny_ips", r.DenyIPs)
+	}
+}
+
+// checkHeaderOps checks that every header name added or removed is an
+// RFC 9110 token.
+func checkHeaderOps(e *Errors, path string, h *HeaderOps) {
+	for _, name := range sortedKeys(h.Add) {
+		if !IsToken(name) {
+			e.addf(h.At("add"), "%s.add: %q is not a valid header name (an RFC 9110 token)", path, name)
 		}
-		for name := range r.ResponseHeaders.Add {
-			if !IsToken(name) {
-				e.addf(r.ResponseHeaders.At("add"), "%s.response_headers.add: %q is not a valid header name", path, name)
-			}
+	}
+	for i, name := range h.Remove {
+		if !IsToken(name) {
+			e.addf(h.At("remove"), "%s.remove[%d]: %q is not a valid header name (an RFC 9110 token)", path, i, name)
 		}
 	}
 }
 
+// checkIPList checks every entry of an allow_ips or deny_ips list, each at
+// its own line (line is the list's, for entries without one).
+func checkIPList(e *Errors, line int, path string, list []ListItem) {
+	for i, it := range list {
+		if it.bad {
+			continue
+		}
+		if _, err := ParsePrefix(it.Value); err != nil {
+			l := it.Line
+			if l == 0 {
+				l = line
+			}
+			e.addf(l, "%s[%d]: %v", path, i, err)
+		}
+	}
+}
+
+// Prefixes converts a validated allow_ips or deny_ips list; a bare address
+// becomes a /32 or /128.
+func Prefixes(list []ListItem) []netip.Prefix {
+	var out []netip.Prefix
+	for _, it := range list {
+		if p, err := ParsePrefix(it.Value); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // ParsePrefix accepts a CIDR ("10.0.0.0/8") or a single address ("10.1.2.3").
 func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "%") {
+		return netip.Prefix{}, fmt.Errorf("an IP zone is not allowed: %q", s)
+	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("not a CIDR: %q", s)
+		}
+		// Client addresses are compared unmapped, so an IPv4-mapped
+		// prefix (::ffff:10.0.0.0/104) is read as the IPv4 one it names.
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	}
@@ -358,7 +424,8 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("not an IP or CIDR: %q", s)
 	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()).Masked(), nil
 }
 
 // checkAddr reports whether s is a usable host:port listen or dial address.
