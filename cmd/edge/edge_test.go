@@ -311,6 +311,93 @@ routes:
 	}
 }
 
+// TestDrainAnswers503ToArrivingRequests: a request whose head is still
+// arriving on an open connection when the drain starts gets the contract's
+// 503 no_healthy_upstream with Connection: close, not a dropped connection.
+// A first request head with bare LFs only is refused 400 at once (fasthttp
+// alone would wait for the read timeout).
+func TestDrainAnswers503ToArrivingRequests(t *testing.T) {
+	for _, serve := range []string{"goroutine", "loop"} {
+		t.Run(serve, func(t *testing.T) { testDrainAnswers503(t, serve) })
+	}
+}
+
+func testDrainAnswers503(t *testing.T, serve string) {
+	pod := startPod(t, "fast", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	dir := t.TempDir()
+	path := filepath.Join(dir, "edge.yaml")
+	writeConfig(t, path, fmt.Sprintf(`admin: 127.0.0.1:0
+tuning: {drain_timeout: 5s, read_timeout: 10s}
+listeners:
+  - {name: web, address: "127.0.0.1:0"}
+pools:
+  app: {endpoints: ["%s"]}
+routes:
+  - {prefix: /, pool: app}
+`, pod))
+	p := startEdge(t, path, "-serve", serve)
+	addr := p.addr("web")
+
+	bare, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	bare.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	fmt.Fprint(bare, "GET / HTTP/1.1\nHost: example.com\n\n")
+	resp, err := http.ReadResponse(bufio.NewReader(bare), nil)
+	if err != nil {
+		t.Fatalf("bare-LF head: %v (before the fix: no answer until the read timeout)", err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bare-LF head: status %d, want 400", resp.StatusCode)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+	br := bufio.NewReader(c)
+	fmt.Fprint(c, "GET /first HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body) //nolint:errcheck
+	resp.Body.Close()
+	fmt.Fprint(c, "GET /second HTTP/1.1\r\nHost: example.com\r\n")
+	time.Sleep(100 * time.Millisecond) // the edge has read the first bytes: the connection is active
+
+	p.signal(syscall.SIGTERM)
+	if !p.waitLog(`"msg":"draining"`) {
+		t.Fatalf("no drain logged:\n%s", p.logText())
+	}
+	time.Sleep(100 * time.Millisecond)
+	fmt.Fprint(c, "\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("request finished during the drain: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var eb map[string]string
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &eb) != nil || eb["error"] != "no_healthy_upstream" {
+		t.Errorf("request finished during the drain: %d %s, want 503 no_healthy_upstream", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("a draining edge must close the connection")
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("edge exited with %v after draining", p.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge did not exit after draining")
+	}
+}
+
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")

@@ -124,7 +124,7 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 		rt.servers[l.Name] = s
 		ln := srv.Listener(l.Name)
 		rt.serveWG.Go(func() {
-			if err := s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := s.Serve(engine.Listener(l.Name, ln)); err != nil && !errors.Is(err, net.ErrClosed) {
 				log.Error("listener stopped", "listener", l.Name, "error", err.Error())
 			}
 		})
@@ -315,6 +315,12 @@ func (rt *edgeRuntime) shutdown(ctx context.Context) error {
 	defer rt.mu.Unlock()
 	rt.draining.Store(true)
 	rt.ready.Store(false)
+	// A request that reaches L7 from now on (its head was still arriving)
+	// is answered 503 no_healthy_upstream with Connection: close, as the
+	// contract says of a draining edge; requests already being served finish.
+	if rt.engine != nil {
+		rt.engine.SetDraining(true)
+	}
 	var errs []error
 	if rt.l4 != nil {
 		if err := rt.l4.Shutdown(ctx); err != nil {
