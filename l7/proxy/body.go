@@ -25,10 +25,16 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.r == nil {
 		return 0, io.EOF
 	}
+	if b.left < 0 {
+		return 0, errBodyTooLarge // and never read the client again
+	}
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return n, errBodyTooLarge
+		// No bytes with the error: fasthttp's chunked writer ignores an
+		// error that comes with data and would keep reading the client
+		// (the whole upload, or until the read timeout for a stalled one).
+		return 0, errBodyTooLarge
 	}
 	if err != nil && err != io.EOF {
 		err = &clientBodyError{err}

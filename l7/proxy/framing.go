@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"example.com/edge/l7/route"
 )
 
 // This file is the edge's defence against request smuggling (RFC 9112 §6.3,
@@ -42,6 +44,12 @@ import (
 // goroutines and keeps nothing from ctx after it returns.
 func (h *handler) serveFramed(ctx *fasthttp.RequestCtx) {
 	hdr := &ctx.Request.Header
+	// The read buffer caps the head too (fasthttp answers ErrSmallBuffer,
+	// 431); when it is the larger of the two, MaxHeaderBytes is checked here.
+	if h.p.opts.ReadBufferSize > h.p.opts.MaxHeaderBytes && headLen(hdr) > h.p.opts.MaxHeaderBytes {
+		h.refuse(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge, "request headers are over the limit")
+		return
+	}
 	if ok, reason := checkFraming(hdr); !ok {
 		h.refuse(ctx, fasthttp.StatusBadRequest, CodeBadRequest, reason)
 		return
@@ -121,11 +129,53 @@ func (h *handler) refuseConn(c net.Conn, reason string) {
 	}
 }
 
+// expect answers a request's Expect: 100-continue (fasthttp's ExpectHandler)
+// from its head: a body declared over its route's limit is refused 413
+// body_too_large before the client sends it (RFC 9110 §10.1.1), instead of
+// being invited with 100 Continue and refused once it arrives. Everything
+// else gets 100 Continue and meets its checks in serveFramed as usual.
+func (h *handler) expect(ctx *fasthttp.RequestCtx) int {
+	cl := ctx.Request.Header.ContentLength()
+	if cl <= 0 {
+		return fasthttp.StatusContinue
+	}
+	lv := h.p.snap.Load().listeners[h.listener]
+	if lv == nil {
+		return fasthttp.StatusContinue
+	}
+	idx, status := lv.table.Lookup(ctx.Host(), ctx.Path(), ctx.Method())
+	if status != route.Matched {
+		return fasthttp.StatusContinue
+	}
+	if cr := lv.routes[idx]; cr.maxBody > 0 && int64(cl) > cr.maxBody {
+		// fasthttp then writes this response, status included, closes
+		// the connection and does not call the handler.
+		h.refuseAt(ctx, time.Now(), cr, fasthttp.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit")
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+// headLen is the size of a parsed request head as sent: the request line,
+// the header section and the blank line ending it.
+func headLen(h *fasthttp.RequestHeader) int {
+	return len(h.Method()) + 1 + len(h.RequestURI()) + 1 + len(h.Protocol()) + 2 + len(h.RawHeaders())
+}
+
 // refuse answers a request the edge will not read further with the
 // contract's error body and closes the connection: what follows on it
 // cannot be trusted to start a request.
 func (h *handler) refuse(ctx *fasthttp.RequestCtx, status int, code, msg string) {
-	st := h.acquireState(ctx.Time())
+	h.refuseAt(ctx, ctx.Time(), nil, status, code, msg)
+}
+
+// refuseAt is refuse for a request that arrived at start, matched to route
+// cr when known (for its metrics and log fields).
+func (h *handler) refuseAt(ctx *fasthttp.RequestCtx, start time.Time, cr *compiledRoute, status int, code, msg string) {
+	st := h.acquireState(start)
+	if cr != nil {
+		st.route, st.pool = cr, cr.pool
+	}
 	if in := ctx.Request.Header.Peek("X-Request-ID"); ValidRequestID(in) {
 		st.id = append(st.id[:0], in...)
 	} else {

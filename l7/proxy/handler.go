@@ -637,7 +637,13 @@ func (h *handler) serveError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 func (h *handler) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, lv *listenerView) {
-	loc, ok := appendHTTPSRedirect(st.buf[:0], ctx.Host(), ctx.RequestURI(), lv.cfg.HTTPSPort)
+	host := ctx.Host()
+	if len(host) == 0 {
+		// HTTP/1.0 without Host: the address the client connected to, as
+		// for a proxied request (prepareUpstreamRequest).
+		host = []byte(ctx.LocalAddr().String())
+	}
+	loc, ok := appendHTTPSRedirect(st.buf[:0], host, ctx.RequestURI(), lv.cfg.HTTPSPort)
 	if !ok {
 		h.reject(ctx, st, fasthttp.StatusBadRequest, CodeBadRequest, "a redirect needs a valid Host header")
 		return

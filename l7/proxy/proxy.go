@@ -645,6 +645,7 @@ func (p *Proxy) Server(listener string) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                       h.serveFramed,
 		ErrorHandler:                  h.serveError,
+		ExpectHandler:                 h.expect,
 		Name:                          "edge",
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,

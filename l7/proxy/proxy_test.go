@@ -781,6 +781,17 @@ func TestOddRequestHeads(t *testing.T) {
 			t.Error("requests without Host took the pod out of rotation")
 		}
 	})
+	t.Run("HTTP/1.0 without Host, redirect_https", func(t *testing.T) {
+		r := startEdge(t, Options{}, Config{
+			Listeners: []Listener{{Name: "web", RedirectHTTPS: true, HTTPSPort: 8443}},
+			Pools:     map[string]*Pool{"app": pool},
+			Routes:    []Route{{Prefix: "/", Pool: "app"}},
+		})
+		resp, body := rawRoundTrip(t, r.addr, "GET /x?y=1 HTTP/1.0\r\n\r\n")
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "https://127.0.0.1:8443/x?y=1" {
+			t.Errorf("status %d, Location %q (%s); want 308 to https://127.0.0.1:8443/x?y=1", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	})
 	t.Run("Host with userinfo", func(t *testing.T) {
 		hits := a.hits.Load()
 		resp, body := rawRoundTrip(t, e.addr, "GET /x HTTP/1.1\r\nHost: user@example.com\r\n\r\n")
@@ -884,4 +895,103 @@ func TestNoHealthyUpstream(t *testing.T) {
 	}
 	resp, body = e.do(t, "GET", "example.com", "/", nil, nil)
 	checkError(t, resp, body, http.StatusServiceUnavailable, CodeNoHealthyUpstream)
+}
+
+// TestBodyOverLimitRefusedWhenCrossed: a body over the route's limit is
+// refused when the limit is crossed, not after the client sent it all or
+// stopped sending: chunked (the 413 came at the read timeout before), and
+// with Expect: 100-continue (the edge answered 100 Continue before).
+func TestBodyOverLimitRefusedWhenCrossed(t *testing.T) {
+	a := startPod(t, "a")
+	e := startEdge(t, Options{ReadTimeout: 10 * time.Second}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, a)},
+		Routes: []Route{{Prefix: "/", Pool: "app", MaxBodyBytes: 1 << 20}},
+	})
+	t.Run("chunked, then the client stalls", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		io.WriteString(c, "PUT /x HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("a", 64<<10))
+		for range 24 { // 1.5 MiB, over the 1 MiB limit; then nothing
+			if _, err := io.WriteString(c, chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer before the 5s deadline (the read timeout is 10s): %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		checkError(t, resp, body, http.StatusRequestEntityTooLarge, CodeBodyTooLarge)
+	})
+	t.Run("Expect: 100-continue", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		io.WriteString(c, "PUT /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		checkError(t, resp, body, http.StatusRequestEntityTooLarge, CodeBodyTooLarge)
+		if !resp.Close {
+			t.Error("the connection stays open with an unsent body behind it")
+		}
+	})
+	t.Run("Expect: 100-continue within the limit", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		br := bufio.NewReader(c)
+		io.WriteString(c, "PUT /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("interim response %q, %v; want 100 Continue", line, err)
+		}
+		br.ReadString('\n') // the blank line ending the 100 response
+		io.WriteString(c, "hello")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || decodeEcho(t, body).BodyLen != 5 {
+			t.Errorf("status %d, body %s; want 200 with the 5-byte body upstream", resp.StatusCode, body)
+		}
+	})
+}
+
+// TestHeaderLimit: max_header_bytes holds whether or not the read buffer is
+// larger (a larger buffer used to lift the limit to its own size).
+func TestHeaderLimit(t *testing.T) {
+	a := startPod(t, "a")
+	cfg := Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, a)},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	}
+	for _, opts := range []Options{
+		{MaxHeaderBytes: 8192},                        // the buffer is the limit
+		{MaxHeaderBytes: 8192, ReadBufferSize: 32768}, // the buffer is larger
+	} {
+		e := startEdge(t, opts, cfg)
+		resp, body := e.do(t, "GET", "example.com", "/", map[string]string{"X-Big": strings.Repeat("a", 7000)}, nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("%+v: a 7 KB head: status %d (%s), want 200", opts, resp.StatusCode, body)
+		}
+		for _, n := range []int{9000, 20000} {
+			resp, body = e.do(t, "GET", "example.com", "/", map[string]string{"X-Big": strings.Repeat("a", n)}, nil)
+			checkError(t, resp, body, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge)
+		}
+	}
 }
