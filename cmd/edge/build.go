@@ -227,7 +227,7 @@ func (p *plan) buildL4(f *config.File, hooks planHooks, errs *config.Errors, log
 		},
 	}
 	if p.l4.MaxConns == 0 {
-		p.l4.MaxConns = 100000
+		p.l4.MaxConns = tuningDefaults.MaxConns
 	}
 	for _, l := range f.Listeners {
 		lc := l4.ListenerConfig{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +41,8 @@ func (p *plan) buildJWT(f *config.File, prev *plan, errs *config.Errors, log *sl
 			CacheBytes:  jc.CacheBytes,
 			Logf: func(format string, args ...any) {
 				r.capture(format, args)
-				log.Info(fmt.Sprintf(format, args...), "component", "jwt", "policy", name)
+				// A failed JWKS fetch or a skipped key is a warning.
+				log.Log(context.Background(), slog.Level(jwt.Severity(args...)), fmt.Sprintf(format, args...), "component", "jwt", "policy", name)
 			},
 		}
 		if len(jc.ForwardClaims) > 0 {

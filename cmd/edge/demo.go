@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,7 +49,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if !tf.set["admin"] {
 		tf.admin, tf.set["admin"] = "127.0.0.1:9901", true
 	}
-	d, err := setUpDemo(*dir, *httpAddr, *httpsAddr)
+	d, err := setUpDemo(*dir, *httpAddr, *httpsAddr, tf.admin)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -96,7 +97,9 @@ type demoPod struct {
 
 func (p *demoPod) addr() string { return p.ln.Addr().String() }
 
-func setUpDemo(dir, httpAddr, httpsAddr string) (*demo, error) {
+// setUpDemo starts the pods and writes the demo's files; the addresses are
+// written into its edge.yaml as given.
+func setUpDemo(dir, httpAddr, httpsAddr, adminAddr string) (*demo, error) {
 	d := &demo{dir: dir, httpAddr: httpAddr, httpsAddr: httpsAddr}
 	if d.dir == "" {
 		tmp, err := os.MkdirTemp("", "edge-demo-")
@@ -134,7 +137,7 @@ func setUpDemo(dir, httpAddr, httpsAddr string) (*demo, error) {
 	}
 	var cfg strings.Builder
 	err = demoConfig.Execute(&cfg, map[string]any{
-		"HTTP": httpAddr, "HTTPS": httpsAddr,
+		"HTTP": httpAddr, "HTTPS": httpsAddr, "Admin": adminAddr,
 		"App1": d.pods[0].addr(), "App2": d.pods[1].addr(), "Auth1": d.pods[2].addr(), "Auth2": d.pods[3].addr(),
 		"AccessLog": filepath.Join(d.dir, "access.log"),
 	})
@@ -163,7 +166,7 @@ func (d *demo) close() {
 // configuration, scaled to one machine.
 var demoConfig = template.Must(template.New("edge.yaml").Parse(`# edge demo: the contract's example.com SaaS on loopback.
 # Written by "edge demo"; the pods it names live inside that process.
-admin: 127.0.0.1:9901
+admin: {{printf "%q" .Admin}}
 tuning:
   access_log: {{.AccessLog}}
   max_conns_per_ip: 512
@@ -288,16 +291,38 @@ func startDemoPod(name string, d *demo) (*demoPod, error) {
 	return p, nil
 }
 
+// dialAddr is where a client on this machine reaches a listener configured
+// at addr and bound at bound (nil: not known): the bound port, which differs
+// when addr's was 0, and 127.0.0.1 for a wildcard or empty host. An IPv6
+// host is bracketed, as URLs and curl's --resolve want it.
+func dialAddr(addr string, bound net.Addr) (host, port string) {
+	host, port, _ = net.SplitHostPort(addr)
+	if bound != nil {
+		if _, p, err := net.SplitHostPort(bound.String()); err == nil {
+			port = p
+		}
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	} else if err == nil && ip.Is6() {
+		host = "[" + host + "]"
+	}
+	return host, port
+}
+
 // printWelcome prints the demo's addresses and curl lines; accessLog is
 // the access log in effect (the file's, or -access-log).
 func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime, accessLog string) {
-	_, httpPort, _ := net.SplitHostPort(d.httpAddr)
-	_, httpsPort, _ := net.SplitHostPort(d.httpsAddr)
-	httpHost, _, _ := net.SplitHostPort(d.httpAddr)
-	httpsHost, _, _ := net.SplitHostPort(d.httpsAddr)
+	var httpBound, httpsBound net.Addr
+	if rt.l4 != nil {
+		httpBound, httpsBound = rt.l4.Addr("public-http"), rt.l4.Addr("public-https")
+	}
+	httpHost, httpPort := dialAddr(d.httpAddr, httpBound)
+	httpsHost, httpsPort := dialAddr(d.httpsAddr, httpsBound)
 	admin := ""
 	if rt.admin != nil {
-		admin = rt.admin.addr
+		host, port := dialAddr(rt.admin.addr, nil)
+		admin = host + ":" + port
 	}
 	// The access log line names the log actually written: none when it
 	// goes to stdout or is off.
@@ -319,7 +344,7 @@ func (d *demo) printWelcome(w io.Writer, rt *edgeRuntime, accessLog string) {
 	r.WriteString(w, `
 edge demo: example.com's whole request path, running on loopback
   HTTP   http://example.com:$HTTPPORT   -> $HTTPHOST   (gnet L4 listener -> L7)
-  HTTPS  https://example.com:$HTTPSPORT  -> $HTTPSHOST   (TLS 1.3, X25519MLKEM768, self-signed cert for example.com)
+  HTTPS  https://example.com:$HTTPSPORT  -> $HTTPSHOST   (TLS 1.3 offering post-quantum X25519MLKEM768 first, self-signed cert for example.com)
   admin  http://$ADMIN                 (/metrics /healthz /readyz /config)
   pods   app-1 $APP1  app-2 $APP2  auth-1 $AUTH1  auth-2 $AUTH2
   files  $DIR  (edge.yaml, certificate, public key$LOGFILE)
@@ -333,12 +358,17 @@ Paste these into a shell:
   # 2. the dashboard needs it: the edge verifies it, forwards sub as X-User-Id, balances over app-1/app-2
   curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -H "Authorization: Bearer $TOKEN" http://example.com:$HTTPPORT/app/dashboard
 
-  # 3. the same over TLS with a post-quantum key exchange
+  # 3. the same over TLS. Go clients, current browsers and curl on OpenSSL >= 3.5 negotiate the post-quantum
+  #    X25519MLKEM768 key exchange; older OpenSSL falls back to X25519. Step 7's edge_tls_handshakes_total{group=...}
+  #    shows which one each handshake used
   curl -s --cacert $CRT --resolve example.com:$HTTPSPORT:$HTTPSHOST -H "Authorization: Bearer $TOKEN" https://example.com:$HTTPSPORT/app/dashboard
 
-  # 4. no token, a forged one: the request stops at the edge (401, JSON error, WWW-Authenticate)
+  # 4. no token, then a forged one (one character of its signature changed): the request stops at the edge
+  #    (401, JSON error, WWW-Authenticate)
   curl -si --resolve example.com:$HTTPPORT:$HTTPHOST http://example.com:$HTTPPORT/app/dashboard
-  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -H "Authorization: Bearer ${TOKEN}x" http://example.com:$HTTPPORT/app/dashboard
+  FORGED=$(echo "$TOKEN" | awk -F. '{ i = int(length($3) / 2); c = substr($3, i, 1)
+      print $1 "." $2 "." substr($3, 1, i - 1) (c == "A" ? "B" : "A") substr($3, i + 1) }')
+  curl -s --resolve example.com:$HTTPPORT:$HTTPHOST -H "Authorization: Bearer $FORGED" http://example.com:$HTTPPORT/app/dashboard
 
   # 5. rate limit: alice gets 10 at once, then 5/s; watch the 200s turn into 429s
   for i in $(seq 15); do curl -s -o /dev/null -w '%{http_code} ' --resolve example.com:$HTTPPORT:$HTTPHOST \

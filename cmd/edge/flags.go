@@ -23,29 +23,53 @@ type tuningFlags struct {
 	reusePort                                              bool
 }
 
-// defaults shown by -h; they are the components' own defaults.
+// tuningDefaults are what a zero (unset) tuning key stands for: the flags'
+// defaults, and what GET /config shows for a key neither the file nor a flag
+// set. They are the components' own defaults (l4, l7/proxy), written out.
+// Keys whose zero is itself the setting (event_loops: GOMAXPROCS,
+// read_buffer_size: max_header_bytes, max_conns_per_ip: unlimited,
+// write_timeout: none) are left zero here.
+var tuningDefaults = config.Tuning{
+	Accept:           "gnet",
+	Serve:            "goroutine",
+	WriteBufferSize:  4096,
+	MaxConns:         100000,
+	IdleTimeout:      config.Duration(60 * time.Second),
+	ReadTimeout:      config.Duration(10 * time.Second),
+	HandshakeTimeout: config.Duration(10 * time.Second),
+	DrainTimeout:     config.Duration(15 * time.Second),
+	MaxHeaderBytes:   16384,
+	MaxBodyBytes:     10 << 20,
+	UpstreamMaxConns: 1024,
+	LogLevel:         "info",
+	AccessLog:        "-",
+	LogFormat:        "json",
+}
+
+// registerTuning defines the tuning flags; -h shows tuningDefaults.
 func registerTuning(fs *flag.FlagSet) *tuningFlags {
 	t := &tuningFlags{fs: fs}
+	d := tuningDefaults
 	fs.IntVar(&t.eventLoops, "event-loops", 0, "gnet event loops accepting connections (0 = GOMAXPROCS)")
 	fs.IntVar(&t.readBuf, "read-buffer-size", 0, "per-connection read buffer in bytes; also caps the request head (0 = max-header-bytes)")
-	fs.IntVar(&t.writeBuf, "write-buffer-size", 4096, "per-connection write buffer in bytes")
-	fs.IntVar(&t.maxConns, "max-conns", 100000, "open client connections, all listeners together")
+	fs.IntVar(&t.writeBuf, "write-buffer-size", d.WriteBufferSize, "per-connection write buffer in bytes")
+	fs.IntVar(&t.maxConns, "max-conns", d.MaxConns, "open client connections, all listeners together")
 	fs.IntVar(&t.maxConnsPerIP, "max-conns-per-ip", 0, "open client connections per source IP (0 = unlimited)")
-	fs.DurationVar(&t.idle, "idle-timeout", 60*time.Second, "close keep-alive connections idle this long")
-	fs.DurationVar(&t.read, "read-timeout", 10*time.Second, "time to receive a whole request, head and body (slowloris guard)")
+	fs.DurationVar(&t.idle, "idle-timeout", d.IdleTimeout.D(), "close keep-alive connections idle this long")
+	fs.DurationVar(&t.read, "read-timeout", d.ReadTimeout.D(), "time to receive a whole request, head and body (slowloris guard)")
 	fs.DurationVar(&t.write, "write-timeout", 0, "time to send a whole response (0 = none, so large downloads stream)")
-	fs.DurationVar(&t.handshake, "handshake-timeout", 10*time.Second, "time to receive a ClientHello or first request head")
-	fs.DurationVar(&t.drain, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.IntVar(&t.maxHeader, "max-header-bytes", 16384, "request head limit in bytes; 431 beyond")
-	fs.Int64Var(&t.maxBody, "max-body-bytes", 10<<20, "request body limit in bytes for routes without their own; 413 beyond")
-	fs.IntVar(&t.upstreamMaxConns, "upstream-max-conns", 1024, "connections per upstream endpoint (a pool's max_conns_per_endpoint wins)")
-	fs.StringVar(&t.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&t.accessLog, "access-log", "-", "access log: a file path, - for stdout, or off")
-	fs.StringVar(&t.logFormat, "log-format", "json", "format of edge's own log lines: json or text")
+	fs.DurationVar(&t.handshake, "handshake-timeout", d.HandshakeTimeout.D(), "time to receive a ClientHello or first request head")
+	fs.DurationVar(&t.drain, "drain-timeout", d.DrainTimeout.D(), "on SIGTERM, how long in-flight requests may take to finish")
+	fs.IntVar(&t.maxHeader, "max-header-bytes", d.MaxHeaderBytes, "request head limit in bytes; 431 beyond")
+	fs.Int64Var(&t.maxBody, "max-body-bytes", d.MaxBodyBytes, "request body limit in bytes for routes without their own; 413 beyond")
+	fs.IntVar(&t.upstreamMaxConns, "upstream-max-conns", d.UpstreamMaxConns, "connections per upstream endpoint (a pool's max_conns_per_endpoint wins)")
+	fs.StringVar(&t.logLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&t.accessLog, "access-log", d.AccessLog, "access log: a file path, - for stdout, or off")
+	fs.StringVar(&t.logFormat, "log-format", d.LogFormat, "format of edge's own log lines: json or text")
 	fs.StringVar(&t.admin, "admin", "", "admin listener address for /metrics, /healthz, /readyz, /config (overrides the file's admin:)")
-	fs.StringVar(&t.accept, "accept", "gnet", "how connections are accepted: gnet event loops, or go (net.Listener; to measure the gnet hand-off)")
+	fs.StringVar(&t.accept, "accept", d.Accept, "how connections are accepted: gnet event loops, or go (net.Listener; to measure the gnet hand-off)")
 	fs.BoolVar(&t.reusePort, "reuse-port", false, "set SO_REUSEPORT on listeners")
-	fs.StringVar(&t.serve, "serve", "goroutine", "how plaintext HTTP is served: goroutine (fasthttp, one per connection) or loop (on the gnet event loops; needs -accept gnet)")
+	fs.StringVar(&t.serve, "serve", d.Serve, "how plaintext HTTP is served: goroutine (fasthttp, one per connection) or loop (on the gnet event loops; needs -accept gnet)")
 	return t
 }
 

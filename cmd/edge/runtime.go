@@ -19,6 +19,7 @@ import (
 	"example.com/edge/cmd/edge/config"
 	"example.com/edge/l4"
 	"example.com/edge/l7/accesslog"
+	"example.com/edge/l7/limit"
 	"example.com/edge/l7/metrics"
 	"example.com/edge/l7/proxy"
 	"example.com/edge/tlsterm"
@@ -52,6 +53,8 @@ type edgeRuntime struct {
 	draining atomic.Bool
 	reloads  *metrics.CounterVec
 	tlsHS    *metrics.CounterVec
+
+	eventLoops int // gnet event loops per listener when tuning.event_loops is 0 (GOMAXPROCS at start)
 }
 
 // tlsWatchInterval is how often certificate files are checked for changes.
@@ -61,7 +64,7 @@ func (rt *edgeRuntime) drainTimeout() time.Duration {
 	if d := rt.cur.Load().file.Tuning.DrainTimeout.D(); d > 0 {
 		return d
 	}
-	return 15 * time.Second
+	return tuningDefaults.DrainTimeout.D()
 }
 
 // start builds everything f describes and starts serving.
@@ -69,6 +72,11 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 	rt := &edgeRuntime{path: path, flags: flags, log: log, out: out, reg: metrics.NewRegistry(),
 		servers: map[string]*fasthttp.Server{}}
 	rt.poolsCtx, rt.stop = context.WithCancel(context.Background())
+	// go-redis logs on its own (a failed dial, say) in plain text on
+	// stderr; its lines join edge's log as warnings instead. The limiter
+	// logs the failed store calls too, but go-redis also reports what no
+	// call returns (a pooled connection dropped for unread data, say).
+	limit.SetRedisLog(func(msg string) { log.Warn(msg, "component", "redis") })
 	rt.reloads = rt.reg.Counter("edge_config_reloads_total", "Configuration reloads, by result.", "result")
 	// Both series exist from the start, at 0, so a scrape before the first
 	// SIGHUP finds the metric (and rate() sees the first reload).
@@ -103,6 +111,7 @@ func start(path string, f *config.File, flags *tuningFlags, log *slog.Logger, ou
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	rt.l4 = srv
+	rt.eventLoops = runtime.GOMAXPROCS(0)
 	rt.cur.Store(p)
 	p.start(rt.poolsCtx)
 	p.watchTLS(tlsWatchInterval)

@@ -16,6 +16,32 @@ import (
 // the request path only reads the snapshot it publishes and, on an unknown kid, pokes the
 // fetcher through a non-blocking channel send.
 
+// LogLevel is the severity of a line given to Config.Logf, in log/slog's
+// numbering (slog.Level(l) converts it).
+type LogLevel int
+
+// The severities of Config.Logf lines.
+const (
+	// LevelInfo: progress, such as a JWKS URL fetched and its keys published.
+	LevelInfo LogLevel = 0
+	// LevelWarn: a failed JWKS fetch (the keys held stay in use), a key
+	// skipped or not usable under the policy's algorithms.
+	LevelWarn LogLevel = 4
+)
+
+// Severity returns the level of the Config.Logf line with arguments args:
+// every line about a failure or a skipped key carries its error as an
+// argument, so a line with an error among its arguments is LevelWarn and
+// the others are LevelInfo.
+func Severity(args ...any) LogLevel {
+	for _, a := range args {
+		if _, ok := a.(error); ok {
+			return LevelWarn
+		}
+	}
+	return LevelInfo
+}
+
 // maxJWKSBytes bounds a JWKS response body.
 const maxJWKSBytes = 1 << 20
 
@@ -198,7 +224,7 @@ func (p *Policy) refreshSource(ctx context.Context, s *jwksSource, now time.Time
 	if err == nil {
 		for _, k := range keys {
 			if k.algs&p.allowed == 0 {
-				p.logf("jwt: policy %q: jwks_url %s: key %q is bound to %v, not in algorithms", p.name, s.url, k.kid, k.algs)
+				p.logf("jwt: policy %q: %v", p.name, fmt.Errorf("jwks_url %s: key %q is bound to %v, not in algorithms", s.url, k.kid, k.algs))
 			}
 		}
 	}

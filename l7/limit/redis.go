@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -101,6 +102,25 @@ func NewRedisStore(cfg RedisConfig) *RedisStore {
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
 	return &RedisStore{client: c, script: redis.NewScript(leaseScript), prefix: cfg.Prefix}
+}
+
+// SetRedisLog sends go-redis's own log lines (its connection pool failing to
+// dial, for one) to fn, one message per call without the trailing newline,
+// instead of go-redis's default: plain-text lines on stderr, which would
+// break a structured log. nil discards them. go-redis keeps one logger per
+// process, so this applies to every RedisStore, existing or not.
+func SetRedisLog(fn func(msg string)) {
+	if fn == nil {
+		fn = func(string) {}
+	}
+	redis.SetLogger(redisLog(fn))
+}
+
+// redisLog adapts a func to go-redis's logging interface.
+type redisLog func(msg string)
+
+func (l redisLog) Printf(_ context.Context, format string, args ...any) {
+	l(strings.TrimRight(fmt.Sprintf(format, args...), "\n"))
 }
 
 // Lease implements Store with one EVALSHA (EVAL the first time).

@@ -83,6 +83,8 @@ const (
 
 // family is one metric name with its labelled series.
 type family struct {
+	name    string
+	help    string
 	desc    *prometheus.Desc
 	kind    kind
 	buckets []float64
@@ -120,7 +122,7 @@ type CounterVec struct{ f *family }
 
 // Counter defines a counter family with the given label names.
 func (r *Registry) Counter(name, help string, labels ...string) *CounterVec {
-	return &CounterVec{r.add(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: kindCounter, series: map[string]*series{}})}
+	return &CounterVec{r.add(&family{name: name, help: help, desc: prometheus.NewDesc(name, help, labels, nil), kind: kindCounter, series: map[string]*series{}})}
 }
 
 // With returns the series for labelValues, creating it on first use. It
@@ -134,7 +136,7 @@ type HistogramVec struct{ f *family }
 
 // Histogram defines a histogram family with the given buckets (seconds).
 func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) *HistogramVec {
-	return &HistogramVec{r.add(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: kindHistogram, buckets: buckets, series: map[string]*series{}})}
+	return &HistogramVec{r.add(&family{name: name, help: help, desc: prometheus.NewDesc(name, help, labels, nil), kind: kindHistogram, buckets: buckets, series: map[string]*series{}})}
 }
 
 // With returns the series for labelValues, creating it on first use.
@@ -145,7 +147,36 @@ func (v *HistogramVec) With(labelValues ...string) *Histogram {
 // GaugeFunc defines a gauge family whose values are read at scrape time:
 // fn calls emit once per series.
 func (r *Registry) GaugeFunc(name, help string, fn func(emit func(v float64, labelValues ...string)), labels ...string) {
-	r.add(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: kindGauge, gauge: fn})
+	r.add(&family{name: name, help: help, desc: prometheus.NewDesc(name, help, labels, nil), kind: kindGauge, gauge: fn})
+}
+
+// Family describes one metric family of a Registry.
+type Family struct {
+	Name string
+	Help string
+	// Type is the Prometheus type: counter, histogram or gauge.
+	Type string
+}
+
+// Families lists the registry's families in the order they were defined,
+// series or not. A Prometheus gatherer leaves out families without samples
+// (a labelled counter before its first event); an exposition that must name
+// every metric from start-up writes HELP and TYPE lines for those itself.
+func (r *Registry) Families() []Family {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Family, len(r.families))
+	for i, f := range r.families {
+		typ := "counter"
+		switch f.kind {
+		case kindHistogram:
+			typ = "histogram"
+		case kindGauge:
+			typ = "gauge"
+		}
+		out[i] = Family{Name: f.name, Help: f.help, Type: typ}
+	}
+	return out
 }
 
 func (f *family) get(labelValues []string) *series {
@@ -218,5 +249,5 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 // from counts kept elsewhere (l4's per-listener atomics): fn calls emit once
 // per series with the current total.
 func (r *Registry) CounterFunc(name, help string, fn func(emit func(v float64, labelValues ...string)), labels ...string) {
-	r.add(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: kindCounterFunc, gauge: fn})
+	r.add(&family{name: name, help: help, desc: prometheus.NewDesc(name, help, labels, nil), kind: kindCounterFunc, gauge: fn})
 }

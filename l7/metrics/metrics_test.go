@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,23 @@ edge_upstream_healthy{endpoint="10.0.0.2:80",pool="app"} 0
 		return
 	}
 	t.Error("histogram family missing from Gather")
+}
+
+func TestFamiliesListsEveryFamilyWithOrWithoutSeries(t *testing.T) {
+	r := NewRegistry()
+	r.Counter("edge_requests_total", "Requests.", "route", "code")
+	r.Histogram("edge_request_duration_seconds", "Duration.", DurationBuckets, "route")
+	r.GaugeFunc("edge_upstream_healthy", "Health.", func(func(float64, ...string)) {}, "pool")
+	r.CounterFunc("edge_l4_rejections_total", "Rejections.", func(func(float64, ...string)) {}, "listener")
+	want := []Family{
+		{"edge_requests_total", "Requests.", "counter"},
+		{"edge_request_duration_seconds", "Duration.", "histogram"},
+		{"edge_upstream_healthy", "Health.", "gauge"},
+		{"edge_l4_rejections_total", "Rejections.", "counter"},
+	}
+	if got := r.Families(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Families() = %v, want %v", got, want)
+	}
 }
 
 func BenchmarkCounterInc(b *testing.B) {

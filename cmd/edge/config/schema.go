@@ -32,7 +32,7 @@ type Tuning struct {
 	Accept           string   `yaml:"accept"`             // gnet (default) | go: plain net.Listener, to measure the gnet hand-off
 	ReusePort        bool     `yaml:"reuse_port"`         // SO_REUSEPORT on listeners
 	Serve            string   `yaml:"serve"`              // loop: plaintext HTTP served on the gnet event loops | goroutine (default): fasthttp, a goroutine per connection
-	ReadBufferSize   int      `yaml:"read_buffer_size"`   // per-connection read buffer; also caps the request head (default max(4096, max_header_bytes))
+	ReadBufferSize   int      `yaml:"read_buffer_size"`   // per-connection read buffer; also caps the request head (default max_header_bytes)
 	WriteBufferSize  int      `yaml:"write_buffer_size"`  // per-connection write buffer (default 4096)
 	MaxConns         int      `yaml:"max_conns"`          // open client connections, all listeners (default 100000)
 	MaxConnsPerIP    int      `yaml:"max_conns_per_ip"`   // open client connections per source IP (default 0 = unlimited)
@@ -55,7 +55,7 @@ type Listener struct {
 	Name    string `yaml:"name"`
 	Address string `yaml:"address"`
 	// TLS terminates TLS here; SNIs under Passthrough are relayed untouched.
-	TLS         *TLS          `yaml:"tls"`
+	TLS         *TLS          `yaml:"tls,omitempty"`
 	Passthrough []Passthrough `yaml:"passthrough"`
 	// RedirectHTTPS answers every plaintext request with a 308 to https.
 	RedirectHTTPS bool `yaml:"redirect_https"`
@@ -77,7 +77,7 @@ type TLS struct {
 	ClientCA              string        `yaml:"client_ca"`         // PEM bundle: require and verify client certificates (mTLS)
 	ClientAuth            string        `yaml:"client_auth"`       // require (default with client_ca) | request
 	SessionTicketKeysFile string        `yaml:"session_ticket_keys_file"`
-	TicketKeyRotation     Duration      `yaml:"ticket_key_rotation"` // default 12h
+	TicketKeyRotation     Duration      `yaml:"ticket_key_rotation"` // default 1h; not with session_ticket_keys_file
 }
 
 // Certificate is a PEM certificate chain and its key.
@@ -104,13 +104,13 @@ type Pool struct {
 	Balance             string       `yaml:"balance"` // round_robin (default) | least_request | random | consistent_hash
 	HashOn              string       `yaml:"hash_on"` // client_ip | sni | header:NAME | cookie:NAME | claim:NAME
 	HashBalanceFactor   float64      `yaml:"hash_balance_factor"`
-	HealthCheck         *HealthCheck `yaml:"health_check"`
-	Outlier             *Outlier     `yaml:"outlier_detection"`
+	HealthCheck         *HealthCheck `yaml:"health_check,omitempty"`
+	Outlier             *Outlier     `yaml:"outlier_detection,omitempty"`
 	PanicThreshold      float64      `yaml:"panic_threshold"`  // percent of healthy endpoints under which all are used (default 0: only when none is healthy)
 	ConnectTimeout      Duration     `yaml:"connect_timeout"`  // default 1s
 	ResponseTimeout     Duration     `yaml:"response_timeout"` // default 15s
 	Retries             int          `yaml:"retries"`
-	RetryBudget         *float64     `yaml:"retry_budget"` // percent of extra load retries may add (default 20)
+	RetryBudget         *float64     `yaml:"retry_budget,omitempty"` // percent of extra load retries may add (default 20)
 	MaxConnsPerEndpoint int          `yaml:"max_conns_per_endpoint"`
 	MaxPending          int          `yaml:"max_pending"`
 	SlowStart           Duration     `yaml:"slow_start"`
@@ -149,8 +149,8 @@ type HealthCheck struct {
 type Outlier struct {
 	Pos                 `yaml:"-"`
 	Disabled            bool     `yaml:"disabled"`
-	ConsecutiveFailures int      `yaml:"consecutive_failures"` // connect failures or 5xx in a row (default 5)
-	BaseEjection        Duration `yaml:"base_ejection"`        // first ejection; doubles per repeat (default 10s)
+	ConsecutiveFailures int      `yaml:"consecutive_failures"` // connect failures or 5xx in a row (default 5, or 3 connect failures)
+	BaseEjection        Duration `yaml:"base_ejection"`        // first ejection; doubles per repeat (default 30s)
 	MaxEjection         Duration `yaml:"max_ejection"`         // default 5m
 }
 
@@ -162,7 +162,7 @@ type JWTPolicy struct {
 	Issuer        string            `yaml:"issuer"`
 	Audience      StringOrList      `yaml:"audience"`
 	Leeway        Duration          `yaml:"leeway"`
-	RequireExp    *bool             `yaml:"require_exp"`
+	RequireExp    *bool             `yaml:"require_exp,omitempty"`
 	ForwardClaims map[string]string `yaml:"forward_claims"` // claim -> upstream header
 	CacheBytes    int               `yaml:"cache_bytes"`    // verified-signature cache (default 8 MiB)
 }
