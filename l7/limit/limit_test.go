@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -320,5 +321,54 @@ func TestConcurrentClaims(t *testing.T) {
 	wg.Wait()
 	if st := l.Stats(); st.Keys > st.Capacity || st.Capacity > 16 {
 		t.Errorf("stats %+v: keys over capacity or capacity over MaxKeys 16", st)
+	}
+}
+
+// TestConcurrentFirstRequestsOneBucket: goroutines sending the first
+// requests of the same new keys at once must create one bucket per key.
+// Before claims were serialized per key, two could each take a slot before
+// seeing the other's key, and the key admitted one request over its burst.
+func TestConcurrentFirstRequestsOneBucket(t *testing.T) {
+	const workers, keys = 8, 20000
+	l := mustNew(t, Config{Rate: 1, Per: time.Hour, Burst: 1, MaxKeys: 1 << 18})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range workers {
+		wg.Go(func() {
+			<-start
+			var k [8]byte
+			for i := range keys {
+				binary.LittleEndian.PutUint64(k[:], uint64(i))
+				if l.Allow(k[:], t0).Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := admitted.Load(); got != keys {
+		t.Errorf("admitted %d requests for %d new keys of burst 1, want exactly %d", got, keys, keys)
+	}
+	// No tag may sit in two slots.
+	seen := map[uint64]bool{}
+	for i := range l.local.shards {
+		s := l.local.shards[i].Load()
+		if s == nil {
+			continue
+		}
+		for g := range s.groups {
+			for j := range s.groups[g].keys {
+				k := s.groups[g].keys[j].Load()
+				if k == emptyKey {
+					continue
+				}
+				if seen[k] {
+					t.Fatalf("key tag %#x holds two slots", k)
+				}
+				seen[k] = true
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -24,8 +25,9 @@ import (
 // attacker cannot aim for it without the seed. A collision merges two buckets.
 //
 // Concurrency: lookups and GCRA updates are lock-free (atomic loads and one CAS
-// on the slot's TAT). Taking a slot for a new key locks it briefly by swapping its
-// TAT to tatLocked; readers that meet a locked slot spin. A reader loads the TAT,
+// on the slot's TAT). Taking a slot for a new key holds the key's claim lock (a
+// striped mutex, so one key is never claimed twice at once) and locks the slot
+// briefly by swapping its TAT to tatLocked; readers that meet a locked slot spin. A reader loads the TAT,
 // then re-checks the key before its CAS, so it never charges a request to a key
 // that replaced its own in the meantime (short of the new key's TAT equalling the
 // old one to the nanosecond).
@@ -56,7 +58,15 @@ type table struct {
 	groupsPer uint32
 	// lossy counts evictions of buckets that were not full (state was dropped).
 	lossy atomic.Uint64
+	// claimMu serializes the claims of one key (striped by hash): two
+	// goroutines inserting the same new key could otherwise each take a
+	// slot, neither seeing the other's key yet, and the key would have two
+	// buckets (one request over the burst). Lookups never take it.
+	claimMu [claimStripes]sync.Mutex
 }
+
+// claimStripes is the number of claim locks (a power of two).
+const claimStripes = 64
 
 // newTable returns a table of at most maxKeys slots (at least one group).
 func newTable(maxKeys int) *table {
@@ -145,7 +155,11 @@ func (t *table) allow(g *gcra, h uint64, now int64) (int64, bool) {
 			}
 		}
 		if i == groupSlots {
-			if tat, ok := t.claim(g, grp, sh, tag, now); ok {
+			mu := &t.claimMu[(h^h>>32)&(claimStripes-1)]
+			mu.Lock()
+			tat, ok := t.claim(g, grp, sh, tag, now)
+			mu.Unlock()
+			if ok {
 				return tat, true
 			}
 			continue
@@ -178,6 +192,13 @@ func (t *table) allow(g *gcra, h uint64, now int64) (int64, bool) {
 // the least state and spares the keys that are actually being limited. It
 // returns the new TAT, or false if it lost a race and the caller must look again.
 func (t *table) claim(g *gcra, grp *group, sh *shard, tag uint64, now int64) (int64, bool) {
+	// Under the key's claim lock: an earlier claim of the same key may have
+	// finished since the caller looked.
+	for i := 0; i < groupSlots; i++ {
+		if grp.keys[i].Load() == tag {
+			return 0, false
+		}
+	}
 	victim, vtat, vkey := -1, int64(math.MaxInt64), uint64(0)
 	for i := 0; i < groupSlots; i++ {
 		tat := grp.tats[i].Load()
