@@ -3,25 +3,14 @@ package main
 import (
 	"math"
 	"strings"
-	"time"
 
 	"example.com/edge/cmd/edge/config"
 	"example.com/edge/l4"
+	"example.com/edge/l7/jwt"
+	"example.com/edge/l7/limit"
+	"example.com/edge/l7/proxy"
 	"example.com/edge/lb"
 	"example.com/edge/tlsterm"
-)
-
-// Defaults the components apply that they do not export; they are the
-// values documented on l7/proxy's Pool and l7/jwt's Config and KeyConfig.
-const (
-	defaultConnectTimeout  = time.Second      // l7/proxy: Pool.ConnectTimeout
-	defaultResponseTimeout = 15 * time.Second // l7/proxy: Pool.ResponseTimeout
-	defaultPipelineDepth   = 16               // l7/proxy: Pool.PipelineDepth
-	defaultJWTCacheBytes   = 8 << 20          // l7/jwt: Config.CacheBytes
-	defaultJWKSRefresh     = 5 * time.Minute  // l7/jwt: KeyConfig.Refresh
-	defaultRateLimitPer    = time.Second      // l7/limit: Config.Per
-	defaultIPv6Prefix      = 64               // l7/limit: Config.IPv6Prefix
-	defaultRedisTimeout    = 100 * time.Millisecond
 )
 
 // effectiveConfig is what GET /config shows: the running plan's file, with
@@ -80,11 +69,11 @@ func effectiveConfig(p *plan, eventLoops int) *config.File {
 			required := true
 			c.RequireExp = &required
 		}
-		orDefault(&c.CacheBytes, defaultJWTCacheBytes)
+		orDefault(&c.CacheBytes, jwt.DefaultCacheBytes)
 		c.Keys = append([]config.JWTKey(nil), jc.Keys...)
 		for i := range c.Keys {
 			if c.Keys[i].JWKSURL != "" {
-				orDefault(&c.Keys[i].Refresh, config.Duration(defaultJWKSRefresh))
+				orDefault(&c.Keys[i].Refresh, config.Duration(jwt.DefaultRefresh))
 			}
 		}
 		f.JWT[name] = &c
@@ -96,7 +85,7 @@ func effectiveConfig(p *plan, eventLoops int) *config.File {
 			continue
 		}
 		c := *rc
-		orDefault(&c.Per, config.Duration(defaultRateLimitPer))
+		orDefault(&c.Per, config.Duration(limit.DefaultPer))
 		if l := p.limits[name]; l != nil {
 			orDefault(&c.Burst, l.Burst())
 		}
@@ -108,13 +97,13 @@ func effectiveConfig(p *plan, eventLoops int) *config.File {
 			}
 		}
 		if c.Key == "client_ip" {
-			orDefault(&c.IPv6Prefix, defaultIPv6Prefix)
+			orDefault(&c.IPv6Prefix, limit.DefaultIPv6Prefix)
 		}
 		f.RateLimits[name] = &c
 	}
 
 	if f.Redis.Address != "" {
-		orDefault(&f.Redis.Timeout, config.Duration(defaultRedisTimeout))
+		orDefault(&f.Redis.Timeout, config.Duration(limit.DefaultRedisTimeout))
 	}
 
 	f.Routes = make([]config.Route, len(p.file.Routes))
@@ -187,14 +176,14 @@ func effectivePool(c *config.Pool, lc lb.Config) {
 		o.BaseEjection, o.MaxEjection = config.Duration(lc.Outlier.BaseEjection), config.Duration(lc.Outlier.MaxEjection)
 		c.Outlier = &o
 	}
-	orDefault(&c.ConnectTimeout, config.Duration(defaultConnectTimeout))
-	orDefault(&c.ResponseTimeout, config.Duration(defaultResponseTimeout))
+	orDefault(&c.ConnectTimeout, config.Duration(proxy.DefaultConnectTimeout))
+	orDefault(&c.ResponseTimeout, config.Duration(proxy.DefaultResponseTimeout))
 	if c.RetryBudget == nil && lc.RetryBudget > 0 {
 		percent := math.Round(lc.RetryBudget*100*1e6) / 1e6
 		c.RetryBudget = &percent
 	}
 	if c.Pipeline > 0 {
-		orDefault(&c.PipelineDepth, defaultPipelineDepth)
+		orDefault(&c.PipelineDepth, proxy.DefaultPipelineDepth)
 	}
 }
 

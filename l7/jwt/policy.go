@@ -138,11 +138,15 @@ type keySet struct {
 	pending bool
 }
 
+// Defaults of zero-valued Config and KeyConfig fields.
 const (
-	defaultCacheBytes    = 8 << 20
+	// DefaultCacheBytes is the verified-token cache's size (Config.CacheBytes).
+	DefaultCacheBytes = 8 << 20
+	// DefaultRefresh is how often a JWKS URL is fetched again (KeyConfig.Refresh).
+	DefaultRefresh = 5 * time.Minute
+
 	defaultMaxTokenBytes = 16 << 10
 	defaultMinRefresh    = 10 * time.Second
-	defaultRefresh       = 5 * time.Minute
 )
 
 // NewPolicy validates cfg and loads its key files. Errors name the policy, the key entry
@@ -214,7 +218,7 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 	switch {
 	case !anyCacheable: // HMAC-only policies skip the lookup entirely
 	case cfg.CacheBytes == 0:
-		p.cache = newTokenCache(defaultCacheBytes)
+		p.cache = newTokenCache(DefaultCacheBytes)
 	case cfg.CacheBytes > 0:
 		p.cache = newTokenCache(cfg.CacheBytes)
 	}
@@ -230,7 +234,7 @@ func NewPolicy(name string, cfg Config) (*Policy, error) {
 			alg, _ := parseAlg(kc.Alg)
 			refresh := kc.Refresh
 			if refresh <= 0 {
-				refresh = defaultRefresh
+				refresh = DefaultRefresh
 			}
 			s := &jwksSource{url: kc.JWKSURL, alg: alg, refresh: refresh, kick: make(chan struct{}, 1)}
 			if prev := cfg.Previous.source(kc.JWKSURL, alg); prev != nil {

@@ -27,8 +27,15 @@ import (
 	"time"
 )
 
-// DefaultMemory is the memory a limit's key table may use when Config.MaxKeys is 0.
-const DefaultMemory = 64 << 20
+// Defaults of zero-valued Config fields.
+const (
+	// DefaultMemory is the memory a limit's key table may use when Config.MaxKeys is 0.
+	DefaultMemory = 64 << 20
+	// DefaultPer is Config.Per's default: rates are per second.
+	DefaultPer = time.Second
+	// DefaultIPv6Prefix is the prefix IPv6 clients are aggregated to.
+	DefaultIPv6Prefix = 64
+)
 
 // Header names of draft-ietf-httpapi-ratelimit-headers-11 and RFC 9110 section 10.2.3.
 const (
@@ -171,7 +178,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("%w: %s: per %v: want a positive duration", ErrBadConfig, cfg.Name, cfg.Per)
 	}
 	if cfg.Per == 0 {
-		cfg.Per = time.Second
+		cfg.Per = DefaultPer
 	}
 	interval := math.Round(float64(cfg.Per) / cfg.Rate)
 	if interval < 1 || interval > float64(math.MaxInt64/4) {
@@ -196,7 +203,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("%w: %s: ipv6_prefix %d: want 1..128", ErrBadConfig, cfg.Name, cfg.IPv6Prefix)
 	}
 	if cfg.IPv6Prefix == 0 {
-		cfg.IPv6Prefix = 64
+		cfg.IPv6Prefix = DefaultIPv6Prefix
 	}
 	if p := cfg.Key.problem(); p != "" {
 		return nil, fmt.Errorf("%w: %s: key %q: %s", ErrBadConfig, cfg.Name, cfg.Key.String(), p)

@@ -10,6 +10,9 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
+// DefaultRedisTimeout bounds each Redis command when RedisConfig.Timeout is 0.
+const DefaultRedisTimeout = 100 * time.Millisecond
+
 // leaseScript is GCRA (see gcra in table.go) run inside Redis, in microseconds
 // of Redis's own clock (TIME), so replicas need not agree on the time. A bucket
 // is one string key holding its TAT; it expires when the bucket is full again, so
@@ -81,7 +84,7 @@ func NewRedisStore(cfg RedisConfig) *RedisStore {
 		cfg.Prefix = "edge:rl:"
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 100 * time.Millisecond
+		cfg.Timeout = DefaultRedisTimeout
 	}
 	c := redis.NewClient(&redis.Options{
 		Addr:                  cfg.Address,

@@ -36,6 +36,13 @@ import (
 	"example.com/edge/lb"
 )
 
+// Defaults of Pool's zero-valued fields.
+const (
+	DefaultConnectTimeout  = time.Second
+	DefaultResponseTimeout = 15 * time.Second
+	DefaultPipelineDepth   = 16
+)
+
 // Options are the engine's process-wide settings, fixed for its lifetime.
 // The zero value is usable: every field has a documented default.
 type Options struct {
@@ -377,7 +384,7 @@ func (p *Proxy) build(cfg Config) (*snapshot, error) {
 		}
 		pv := &poolView{name: name, lb: pc.LB, cfg: pc, timeout: pc.ResponseTimeout}
 		if pv.timeout <= 0 {
-			pv.timeout = 15 * time.Second
+			pv.timeout = DefaultResponseTimeout
 		}
 		for _, ep := range pc.LB.Endpoints() {
 			pv.ups = append(pv.ups, p.upstream(name, ep, pc))
@@ -544,7 +551,7 @@ type upstreamConn struct {
 func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 	connectTimeout := pc.ConnectTimeout
 	if connectTimeout <= 0 {
-		connectTimeout = time.Second
+		connectTimeout = DefaultConnectTimeout
 	}
 	maxConns := pc.MaxConnsPerEndpoint
 	if maxConns <= 0 {
@@ -587,7 +594,7 @@ func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 	if pc.Pipeline > 0 {
 		depth := pc.PipelineDepth
 		if depth <= 0 {
-			depth = 16
+			depth = DefaultPipelineDepth
 		}
 		u.pipe = newPipeline(ep.Addr, pc.Pipeline, depth, p.opts.UpstreamReadBufferSize, max(p.opts.WriteBufferSize, 16<<10), func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
