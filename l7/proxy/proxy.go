@@ -568,7 +568,7 @@ func (p *Proxy) upstream(pool string, ep *lb.Endpoint, pc *Pool) *upstreamConn {
 		if err != nil {
 			return nil, &dialError{err}
 		}
-		return c, nil
+		return newProbedConn(c), nil
 	}
 	hc := &fasthttp.HostClient{
 		Addr:                          ep.Addr,

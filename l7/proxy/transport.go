@@ -99,6 +99,26 @@ func (cp *connPool[C]) exchange(req *fasthttp.Request, resp *fasthttp.Response, 
 		return &sendError{err}
 	}
 
+	// A connection back from the pool must have stayed silent: bytes that
+	// came while it sat idle (a late body, a second response) would be read
+	// as this request's response, and every later one would answer the
+	// request before it. Such a connection is closed and another taken.
+	for tries := 0; reused && tries < maxSilentChecks; tries++ {
+		pc, ok := conn.(*probedConn)
+		if !ok || pc.silent() {
+			break
+		}
+		cp.close(cc)
+		if cc, err = cp.acquire(time.Until(deadline), false); err != nil {
+			return err
+		}
+		reused, conn = !cc.LastUseTime().IsZero(), cc.Conn()
+		if err := conn.SetDeadline(deadline); err != nil {
+			cp.close(cc)
+			return &sendError{err}
+		}
+	}
+
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {

@@ -311,3 +311,63 @@ func decodeChunked(data []byte) ([]byte, error) {
 	}
 	return nil, errBadChunk
 }
+
+// TestIdleUpstreamBytesNeverAnswerALaterRequest: a pod that sends bytes on
+// a kept-alive connection after its response (a late body, a second
+// response) must not get them read as the next request's response: that
+// shifted every later response onto the request after it, across clients.
+func TestIdleUpstreamBytesNeverAnswerALaterRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var served atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body) //nolint:errcheck
+					n := served.Add(1)
+					if req.URL.Path == "/misbehave" {
+						io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+						time.Sleep(100 * time.Millisecond)
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+						continue
+					}
+					body := fmt.Sprintf("answer to %s #%d", req.URL.Path, n)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}(c)
+		}
+	}()
+	p := &pod{name: "raw", addr: ln.Addr().String()}
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, p)},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	resp, _ := e.do(t, "GET", "example.com", "/misbehave", nil, nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("status %d, want the pod's 204", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // the stray response is on the idle connection now
+	for i := range 4 {
+		for _, method := range []string{"GET", "POST"} {
+			path := fmt.Sprintf("/r%d%s", i, method)
+			resp, body := e.do(t, method, "example.com", path, nil, strings.NewReader("x"))
+			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "answer to "+path+" ") {
+				t.Fatalf("%s %s: %d %q: another request's response", method, path, resp.StatusCode, body)
+			}
+		}
+	}
+}
