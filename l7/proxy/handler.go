@@ -364,7 +364,11 @@ func (h *handler) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState,
 		}
 	}
 	uri := ctx.URI()
-	st.hdr = appendEscapedPath(st.hdr[:0], path) // path may live in st.buf
+	if rt := hdr.RequestURI(); len(rt) == 1 && rt[0] == '*' {
+		st.hdr = append(st.hdr[:0], '*') // asterisk-form (OPTIONS *) stays so, not the path "/*"
+	} else {
+		st.hdr = appendEscapedPath(st.hdr[:0], path) // path may live in st.buf
+	}
 	uri.SetPathBytes(st.hdr)
 	uri.SetScheme("http")             // the hop to the pod is plaintext, whatever the client used
 	uri.DisablePathNormalizing = true // the request line carries the escaped path as set
@@ -484,6 +488,8 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 	}
 }
 
+var http11 = []byte("HTTP/1.1")
+
 // respond passes a response that arrived from an endpoint to the client:
 // the transport read its head (and a small body) straight into ctx.Response.
 func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
@@ -494,6 +500,11 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 		st.outcome = lb.Failure5xx
 	}
 	st.up.codes.inc(st.status)
+	if string(resp.Header.Protocol()) != "HTTP/1.1" {
+		// The status line is the edge's (RFC 9110 §6.2): an HTTP/1.0 pod's
+		// version would contradict the framing the edge writes.
+		resp.Header.SetProtocol(http11)
+	}
 	stripHopByHopResponse(&resp.Header)
 	resp.Header.SetBytesV("X-Request-ID", st.id)
 	for _, name := range st.route.respDel {

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -34,6 +36,11 @@ var (
 	errBadChunk = errors.New("proxy: malformed chunked response body")
 	// errTooManyInterim: more 1xx responses than any server sends.
 	errTooManyInterim = errors.New("proxy: too many interim responses")
+	// errBadResponse: a response head the edge will not relay (see
+	// checkResponseHead), or a 101 nobody asked for.
+	errBadResponse = errors.New("proxy: invalid response from upstream")
+	// errResponseHeadTooLarge: the head does not fit the upstream read buffer.
+	errResponseHeadTooLarge = errors.New("proxy: upstream response head over the read buffer")
 )
 
 // sendError wraps a failure to send the request: the upstream cannot have
@@ -137,9 +144,13 @@ func (cp *connPool[C]) exchange(req *fasthttp.Request, resp *fasthttp.Response, 
 	br := hc.AcquireReader(conn)
 	err = readResponseHead(br, &resp.Header)
 	if err != nil {
+		answered := br.Buffered() > 0
 		hc.ReleaseReader(br)
 		cp.close(cc)
-		if reused && errors.Is(err, io.EOF) {
+		// Closed (FIN) or reset (the upstream closed it with our request
+		// unread) before any byte of a response: the race with an upstream
+		// closing an idle keep-alive connection, not the endpoint failing.
+		if reused && !answered && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 			return errStaleConn
 		}
 		return err
@@ -181,14 +192,80 @@ func (cp *connPool[C]) exchange(req *fasthttp.Request, resp *fasthttp.Response, 
 // responses (RFC 9110 §15.2) other than 101, which the edge does not pass on.
 func readResponseHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 	for range maxInterim {
+		if err := checkResponseHead(br); err != nil {
+			return err
+		}
 		if err := h.Read(br); err != nil {
 			return err
 		}
-		if code := h.StatusCode(); code >= 200 || code == fasthttp.StatusSwitchingProtocols {
+		code := h.StatusCode()
+		if code == fasthttp.StatusSwitchingProtocols {
+			// The edge never forwards Upgrade, so no 101 was asked for:
+			// what follows it on the connection is not HTTP.
+			return errBadResponse
+		}
+		if code >= 200 {
 			return nil
 		}
 	}
 	return errTooManyInterim
+}
+
+// checkResponseHead waits for a whole response head in br and refuses, as
+// errBadResponse, what fasthttp's parser would accept or wait on: a version
+// other than HTTP/1.0 or HTTP/1.1 (RFC 9110 §6.2: the edge answers its client
+// in its own version), Content-Length together with Transfer-Encoding or
+// Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1, §6.3: faulty
+// framing, which could desynchronize the connection), and a head ended by
+// bare LFs (fasthttp waits for CRLF CRLF until the response timeout). It
+// reads nothing; the head stays buffered for fasthttp to parse.
+func checkResponseHead(br *bufio.Reader) error {
+	need := 1
+	for {
+		if need > br.Size() {
+			return errResponseHeadTooLarge
+		}
+		if _, err := br.Peek(need); err != nil {
+			return err
+		}
+		b, _ := br.Peek(br.Buffered())
+		if end := headEnd(b); end > 0 {
+			return checkResponseFields(b[:end])
+		}
+		need = len(b) + 1
+	}
+}
+
+// checkResponseFields is checkResponseHead's look at a complete head.
+func checkResponseFields(head []byte) error {
+	if len(head) < 4 || string(head[len(head)-4:]) != "\r\n\r\n" {
+		return errBadResponse // ended by a bare LF
+	}
+	http10 := bytes.HasPrefix(head, []byte("HTTP/1.0 "))
+	if !http10 && !bytes.HasPrefix(head, []byte("HTTP/1.1 ")) {
+		return errBadResponse
+	}
+	cl, te := false, false
+	for rest := head[bytes.IndexByte(head, '\n')+1:]; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if i := bytes.IndexByte(line, ':'); i > 0 {
+			switch framingField(line[:i]) {
+			case fieldContentLength:
+				cl = true
+			case fieldTransferEncoding:
+				te = true
+			}
+		}
+	}
+	if te && (cl || http10) {
+		return errBadResponse
+	}
+	return nil
 }
 
 // noBody reports statuses whose responses never carry a body.

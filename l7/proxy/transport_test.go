@@ -371,3 +371,78 @@ func TestIdleUpstreamBytesNeverAnswerALaterRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidUpstreamResponses: responses whose framing two parsers could
+// read differently, in a version the edge does not relay, or switching
+// protocols nobody asked for, are 502 at once, and the client's connection
+// stays usable.
+func TestInvalidUpstreamResponses(t *testing.T) {
+	responses := map[string]string{
+		"/cl-te":       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/te-cl":       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/http10-te":   "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/http2":       "HTTP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"/bare-lf":     "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+		"/upgrade":     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nRAWDATA",
+		"/http10-body": "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"/ok":          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	}
+	p := startRawPod(t, func(_ int, req *http.Request) string {
+		if r, ok := responses[req.URL.Path]; ok {
+			return r
+		}
+		return responses["/ok"]
+	})
+	pool := newPool(t, "app", lb.Config{}, &pod{addr: p.addr})
+	pool.ResponseTimeout = 3 * time.Second
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": pool},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/cl-te", "/te-cl", "/http10-te", "/http2", "/bare-lf", "/upgrade", "/http10-body", "/ok"} {
+		start := time.Now()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: example.com\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		switch path {
+		case "/http10-body", "/ok":
+			if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" {
+				t.Errorf("%s: %s %d %q, want the edge's HTTP/1.1 200", path, resp.Proto, resp.StatusCode, body)
+			}
+		default:
+			checkError(t, resp, body, http.StatusBadGateway, CodeUpstreamError)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("%s: the 502 took %v (the response timeout is 3s)", path, d)
+			}
+		}
+	}
+}
+
+func TestAsteriskFormStaysAsterisk(t *testing.T) {
+	var seen atomic.Value
+	p := startRawPod(t, func(_ int, req *http.Request) string {
+		seen.Store(req.Method + " " + req.RequestURI)
+		return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	})
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, &pod{addr: p.addr})},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	resp, body := rawRoundTrip(t, e.addr, "OPTIONS * HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d (%s)", resp.StatusCode, body)
+	}
+	if got, _ := seen.Load().(string); got != "OPTIONS *" {
+		t.Errorf("the pod saw %q, want OPTIONS *", got)
+	}
+}
