@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -56,6 +57,7 @@ type reqState struct {
 	rlPol         []byte      // RateLimit-Policy of the route's limits
 	rlState       []byte      // RateLimit after this request
 	unparsed      bool        // fasthttp refused the head (serveError)
+	http10        bool        // the client spoke HTTP/1.0 (the request goes upstream as 1.1)
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -193,6 +195,7 @@ func (h *handler) begin(ctx *fasthttp.RequestCtx) (st *reqState, buffered bool) 
 	if cr.rateLimited && !h.rateLimit(ctx, st, snap, cr) {
 		return nil, false
 	}
+	st.http10 = !ctx.Request.Header.IsHTTP11()
 	h.prepareUpstreamRequest(ctx, st, snap, lv, cr)
 	st.head = ctx.IsHead()
 	if len(cr.compress) > 0 {
@@ -490,6 +493,32 @@ func (h *handler) forward(ctx *fasthttp.RequestCtx, st *reqState, buffered bool)
 
 var http11 = []byte("HTTP/1.1")
 
+// respondUntilClose sends a streamed body of unknown length to an HTTP/1.0
+// client, which cannot read chunked coding (RFC 9112 §6.1): delimited by
+// closing the connection, as RFC 9112 §6.3 item 8 allows. fasthttp always
+// writes such a body chunked, so the connection is hijacked: the head goes
+// out without framing fields, then the body until its end, then the close.
+// The stream is closed (bodyDone: access log, endpoint released) when
+// fasthttp releases the request after the hijack handler.
+func (h *handler) respondUntilClose(ctx *fasthttp.RequestCtx) {
+	resp := &ctx.Response
+	resp.Header.Del(fasthttp.HeaderTransferEncoding)
+	resp.Header.SetContentLength(-2) // no framing field; sets Connection: close
+	head := resp.Header.AppendBytes(nil)
+	body := resp.BodyStream()
+	wt := h.p.opts.WriteTimeout
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		if wt > 0 {
+			c.SetWriteDeadline(time.Now().Add(wt)) //nolint:errcheck // the writes fail then
+		}
+		if _, err := c.Write(head); err != nil {
+			return
+		}
+		io.Copy(c, body) //nolint:errcheck // the client sees the close; bodyDone sees the error
+	})
+}
+
 // respond passes a response that arrived from an endpoint to the client:
 // the transport read its head (and a small body) straight into ctx.Response.
 func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
@@ -522,6 +551,9 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 		// by the wrapper wrapStream chose); the request is done, and its
 		// endpoint free, when fasthttp closes the stream (bodyDone).
 		st.rec = h.beginLog(ctx, st)
+		if resp.Header.ContentLength() < 0 && st.http10 && !st.head {
+			h.respondUntilClose(ctx)
+		}
 		return
 	}
 	if len(st.route.compress) > 0 {

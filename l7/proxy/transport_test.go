@@ -446,3 +446,43 @@ func TestAsteriskFormStaysAsterisk(t *testing.T) {
 		t.Errorf("the pod saw %q, want OPTIONS *", got)
 	}
 }
+
+// TestHTTP10ClientGetsNoChunkedBody: a body of unknown length (chunked, or
+// delimited by the pod's close) reaches an HTTP/1.0 client delimited by the
+// close of its connection, never in a chunked coding it cannot read.
+func TestHTTP10ClientGetsNoChunkedBody(t *testing.T) {
+	p := startRawPod(t, func(_ int, req *http.Request) string {
+		if req.URL.Path == "/until-close" {
+			return "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody-until-close" + closeMark
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+	})
+	e := startEdge(t, Options{}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, &pod{addr: p.addr})},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	for _, tt := range []struct{ path, want string }{{"/chunked", "hello world"}, {"/until-close", "body-until-close"}} {
+		for _, keepAlive := range []string{"", "Connection: keep-alive\r\n"} {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+			fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: example.com\r\n%s\r\n", tt.path, keepAlive)
+			raw, err := io.ReadAll(c) // the edge must close: that ends the body
+			c.Close()
+			if err != nil {
+				t.Fatalf("%s %q: %v (got %q)", tt.path, keepAlive, err, raw)
+			}
+			head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+			if strings.Contains(strings.ToLower(head), "transfer-encoding") || body != tt.want {
+				t.Errorf("%s %q: got %q, want a head without Transfer-Encoding and the body %q", tt.path, keepAlive, raw, tt.want)
+			}
+		}
+	}
+	// An HTTP/1.1 client still gets the chunked stream on a kept-alive connection.
+	resp, body := e.do(t, "GET", "example.com", "/chunked", nil, nil)
+	if resp.StatusCode != 200 || string(body) != "hello world" || resp.Close {
+		t.Errorf("HTTP/1.1: %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+}
