@@ -568,6 +568,9 @@ func (h *handler) respond(ctx *fasthttp.RequestCtx, st *reqState) {
 func (st *reqState) bodyDone(sent int64, err error) {
 	if err != nil {
 		st.outcome = lb.Canceled
+		// The status went out as the pod's; the log says the body broke
+		// (the pod's side or the client's) rather than passing for whole.
+		st.rec.String("error", "body_interrupted").String("reason", err.Error())
 	}
 	if st.compressed {
 		sent = st.compressedOut

@@ -486,3 +486,28 @@ func TestHTTP10ClientGetsNoChunkedBody(t *testing.T) {
 		t.Errorf("HTTP/1.1: %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
 }
+
+// TestInterruptedBodyIsLogged: a streamed body the pod cuts short is logged
+// with error body_interrupted, not as a whole 200.
+func TestInterruptedBodyIsLogged(t *testing.T) {
+	p := startRawPod(t, func(int, *http.Request) string {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + strings.Repeat("x", 100000) + closeMark
+	})
+	e := startEdge(t, Options{BufferBodyBytes: 1024}, Config{
+		Pools:  map[string]*Pool{"app": newPool(t, "app", lb.Config{}, &pod{addr: p.addr})},
+		Routes: []Route{{Prefix: "/", Pool: "app"}},
+	})
+	resp, err := client.Get("http://" + e.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("the client read %d bytes of 200000 as a whole body", n)
+	}
+	line := e.waitLog(t, 1)
+	if !strings.Contains(line, `"error":"body_interrupted"`) {
+		t.Errorf("access log: %s; want error body_interrupted", line)
+	}
+}
