@@ -2,7 +2,6 @@ package main
 
 import (
 	"math"
-	"strings"
 
 	"example.com/edge/cmd/edge/config"
 	"example.com/edge/l4"
@@ -88,13 +87,11 @@ func effectiveConfig(p *plan, eventLoops int) *config.File {
 		orDefault(&c.Per, config.Duration(limit.DefaultPer))
 		if l := p.limits[name]; l != nil {
 			orDefault(&c.Burst, l.Burst())
+			orDefault(&c.Lease, l.Lease()) // 0, left out, for a local limit
 		}
 		orDefault(&c.Store, "local")
 		if c.Store == "redis" {
 			orDefault(&c.OnStoreError, "allow")
-			if c.Burst > 0 {
-				orDefault(&c.Lease, max(1, c.Burst/10))
-			}
 		}
 		if c.Key == "client_ip" {
 			orDefault(&c.IPv6Prefix, limit.DefaultIPv6Prefix)
@@ -109,12 +106,7 @@ func effectiveConfig(p *plan, eventLoops int) *config.File {
 	f.Routes = make([]config.Route, len(p.file.Routes))
 	for i, r := range p.file.Routes {
 		if r.Name == "" {
-			// l7/proxy's default name, which labels the route's metrics.
-			host := r.Host
-			if host == "" {
-				host = "*"
-			}
-			r.Name = strings.ToLower(host) + r.Prefix
+			r.Name = proxy.DefaultRouteName(r.Host, r.Prefix) // what labels the route's metrics
 		}
 		// A route without its own timeout or body limit has its pool's
 		// response_timeout and the tuning block's max_body_bytes.

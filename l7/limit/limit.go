@@ -238,6 +238,15 @@ func New(cfg Config) (*Limiter, error) {
 // Name returns the limit's name.
 func (l *Limiter) Name() string { return l.name }
 
+// Lease returns how many tokens a global limit leases from its Store at a
+// time (Config.Lease, or its default), or 0 for a local limit.
+func (l *Limiter) Lease() int {
+	if l.store == nil {
+		return 0
+	}
+	return int(l.store.lease)
+}
+
 // Key returns the limit's key spec.
 func (l *Limiter) Key() KeySpec { return l.key }
 

@@ -342,3 +342,18 @@ func TestGlobalKeysBounded(t *testing.T) {
 		t.Errorf("stats %+v: over the cap of 64", st)
 	}
 }
+
+func TestLeaseReportsTheEffectiveLease(t *testing.T) {
+	if got := mustNew(t, Config{Rate: 10, Burst: 100}).Lease(); got != 0 {
+		t.Errorf("local limit: Lease() = %d, want 0", got)
+	}
+	if got := mustNew(t, Config{Name: "g", Rate: 10, Burst: 100, Store: newMemStore()}).Lease(); got != 10 {
+		t.Errorf("global limit, lease unset: Lease() = %d, want burst/10 = 10", got)
+	}
+	if got := mustNew(t, Config{Name: "g", Rate: 10, Burst: 5, Store: newMemStore()}).Lease(); got != 1 {
+		t.Errorf("global limit, burst 5: Lease() = %d, want at least 1", got)
+	}
+	if got := mustNew(t, Config{Name: "g", Rate: 10, Burst: 100, Lease: 7, Store: newMemStore()}).Lease(); got != 7 {
+		t.Errorf("global limit, lease 7: Lease() = %d", got)
+	}
+}

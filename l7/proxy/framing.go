@@ -412,38 +412,10 @@ func validHost(v []byte) bool {
 
 // hostByte marks the bytes of a reg-name: unreserved, '%' of pct-encoded,
 // and sub-delims (RFC 3986 §3.2.2).
-var hostByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~%!$&'()*+,;=" {
-		t[c] = true
-	}
-	return t
-}()
+var hostByte = alnumAnd("-._~%!$&'()*+,;=")
 
 // tchar marks the bytes of a token (RFC 9110 §5.6.2), which field names are.
-var tchar = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
+var tchar = alnumAnd("!#$%&'*+-.^_`|~")
 
 // settleBody makes a request's body final before anything is forwarded
 // (RFC 9112 §6.3). fasthttp hands the handler a stream for chunked bodies

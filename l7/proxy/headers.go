@@ -63,7 +63,7 @@ func isHopByHop(k []byte) bool {
 // strips as hop-by-hop (Proxy-Authorization, Proxy-Connection, and any
 // other a client or a pod made up).
 func isProxyHeader(k []byte) bool {
-	return len(k) > len("Proxy-") && bytes.EqualFold(k[:len("Proxy-")], []byte("Proxy-"))
+	return len(k) > len("Proxy-") && k[0]|0x20 == 'p' && bytes.EqualFold(k[:len("Proxy-")], []byte("Proxy-"))
 }
 
 // maxProxyHeaders bounds the Proxy-* headers removed from one message; the
@@ -225,7 +225,10 @@ func clientFromXFF(xff []byte, prefixes []netip.Prefix, peer netip.Addr) netip.A
 
 // pathSafe marks the bytes RFC 3986 allows unescaped in a path: unreserved,
 // sub-delims, ':', '@' and '/'.
-var pathSafe = func() (t [256]bool) {
+var pathSafe = alnumAnd("-._~!$&'()*+,;=:@/")
+
+// alnumAnd returns a byte class: ASCII letters and digits, and extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c] = true
 	}
@@ -235,11 +238,11 @@ var pathSafe = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
-	for _, c := range "-._~!$&'()*+,;=:@/" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // appendEscapedPath percent-encodes a decoded, normalized path for the
 // request line, so that what the upstream decodes is exactly the path the

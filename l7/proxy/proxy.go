@@ -186,6 +186,15 @@ type Route struct {
 	DenyIPs, AllowIPs []netip.Prefix
 }
 
+// DefaultRouteName is the Name of a route that sets none: host + prefix, the
+// host lower-cased and "*" for any host ("example.com/app/", "*/").
+func DefaultRouteName(host, prefix string) string {
+	if host == "" {
+		host = "*"
+	}
+	return strings.ToLower(host) + prefix
+}
+
 // HeaderOps edits headers: Remove first, then Add (which replaces).
 type HeaderOps struct {
 	Add    []Header
@@ -400,11 +409,7 @@ func (p *Proxy) build(cfg Config) (*snapshot, error) {
 	for i, rc := range cfg.Routes {
 		cr := &compiledRoute{cfg: rc, name: rc.Name, maxBody: rc.MaxBodyBytes, timeout: rc.Timeout, ipFilter: len(rc.DenyIPs)+len(rc.AllowIPs) > 0}
 		if cr.name == "" {
-			host := rc.Host
-			if host == "" {
-				host = "*"
-			}
-			cr.name = strings.ToLower(host) + rc.Prefix
+			cr.name = DefaultRouteName(rc.Host, rc.Prefix)
 		}
 		if cr.maxBody == 0 {
 			cr.maxBody = maxBody

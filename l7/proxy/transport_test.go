@@ -511,3 +511,84 @@ func TestInterruptedBodyIsLogged(t *testing.T) {
 		t.Errorf("access log: %s; want error body_interrupted", line)
 	}
 }
+
+// typicalResponseHead is an upstream response head as a pod sends it.
+const typicalResponseHead = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Thu, 26 Nov 2026 03:00:00 GMT\r\n" +
+	"Content-Type: application/json\r\nContent-Length: 42\r\nConnection: keep-alive\r\nCache-Control: no-store\r\n\r\n"
+
+// probedPair returns the edge's side of a loopback connection, probed, and
+// the peer's side.
+func probedPair(t testing.TB) (*probedConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newProbedConn(c), peer
+}
+
+func TestProbedConnSeesDataAndClose(t *testing.T) {
+	pc, peer := probedPair(t)
+	if !pc.silent() {
+		t.Fatal("a quiet connection probed as not silent")
+	}
+	io.WriteString(peer, "x") //nolint:errcheck
+	for range 100 {
+		if !pc.silent() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pc.silent() || pc.state != probeData {
+		t.Fatalf("unsolicited byte: silent %v, state %d", pc.silent(), pc.state)
+	}
+	var b [1]byte
+	if n, err := pc.Read(b[:]); n != 1 || err != nil {
+		t.Fatalf("the probe consumed the byte: %d, %v", n, err)
+	}
+	peer.Close()
+	for range 100 {
+		if !pc.silent() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pc.state != probeClosed {
+		t.Errorf("peer closed: state %d, want probeClosed", pc.state)
+	}
+}
+
+func BenchmarkCheckResponseHead(b *testing.B) {
+	src := strings.NewReader(typicalResponseHead)
+	br := bufio.NewReaderSize(src, 8192)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(typicalResponseHead)))
+	for b.Loop() {
+		src.Reset(typicalResponseHead)
+		br.Reset(src)
+		if err := checkResponseHead(br); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkProbeSilent(b *testing.B) {
+	pc, peer := probedPair(b)
+	defer peer.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !pc.silent() {
+			b.Fatal("not silent")
+		}
+	}
+}
